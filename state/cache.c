@@ -1,0 +1,789 @@
+/*
+ * cache.c: the cache directory, its layout, the files of a blob, the
+ * cross-process chunk locks and the sums entries.
+ *
+ * No locks inside: struct cache is read-only after cache_open(), and
+ * everything shared with other processes goes through the file system
+ * (OFD locks, atomic renames, pread/pwrite at fixed offsets).
+ *
+ * Temporary files of write_file_atomic() are named PATH.tmp.RANDOM, made
+ * with O_EXCL: several processes (possibly in different PID namespaces)
+ * may save the same file at once without mixing their bytes. A process
+ * killed mid-save leaves its PATH.tmp.* behind; readers ignore them.
+ */
+#define XXH_STATIC_LINKING_ONLY	/* XXH3_state_t on the stack */
+#include "state/cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "state/hlog.h"
+#include "state/manifest.h"
+#include "state/sidecar.h"
+
+#define CHECK_BUF_LEN (1u << 20)	/* cache_chunk_check reads by 1 MiB */
+#define MANIFEST_MAX_LEN (1ull << 30)
+#define REF_MAX_LEN 4096
+#define DIR_MODE 0755
+#define FILE_MODE 0644
+
+struct cache {
+	char *dir;	/* owned; no trailing '/' unless it is "/" */
+};
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* snprintf into out; -ENAMETOOLONG when it does not fit. */
+static int __attribute__((format(printf, 3, 4)))
+path_fmt(char *out, size_t outlen, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, outlen, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	if (off > INT64_MAX || len > INT64_MAX - off)
+		return -EFBIG;
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (!n)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Reads up to len bytes at off; *got is short only at the end of file. */
+static int pread_upto(int fd, void *buf, size_t len, uint64_t off,
+		      size_t *got)
+{
+	char *p = buf;
+
+	*got = 0;
+	if (off > INT64_MAX || len > INT64_MAX - off)
+		return -EINVAL;
+	while (*got < len) {
+		ssize_t n = pread(fd, p + *got, len - *got,
+				  (off_t)(off + *got));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (!n)
+			break;
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+int pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t got;
+	int err;
+
+	err = pread_upto(fd, buf, len, off, &got);
+	if (err)
+		return err;
+	return got == len ? 0 : -EIO;
+}
+
+static int fsync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd, err = 0;
+
+	if (!slash) {
+		strcpy(dir, ".");
+	} else if (slash == path) {
+		strcpy(dir, "/");
+	} else if ((size_t)(slash - path) >= sizeof(dir)) {
+		return -ENAMETOOLONG;
+	} else {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = 0;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* A name no other process is likely to pick; O_EXCL settles the rest. */
+static uint64_t tmp_nonce(void)
+{
+	static atomic_uint_least64_t seq;
+	struct {
+		struct timespec ts;
+		pid_t pid;
+		uint64_t seq;
+		const void *stack;
+	} seed;
+
+	memset(&seed, 0, sizeof(seed));
+	clock_gettime(CLOCK_REALTIME, &seed.ts);
+	seed.pid = getpid();
+	seed.seq = atomic_fetch_add(&seq, 1);
+	seed.stack = &seed;
+	return XXH3_64bits(&seed, sizeof(seed));
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t len)
+{
+	char tmp[PATH_MAX];
+	int fd = -1, err, tries;
+
+	for (tries = 0; tries < 16; tries++) {
+		err = path_fmt(tmp, sizeof(tmp), "%s.tmp.%016llx", path,
+			       (unsigned long long)tmp_nonce());
+		if (err)
+			return err;
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			  FILE_MODE);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0)
+		return -errno;
+	err = pwrite_all(fd, buf, len, 0);
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		return err;
+	}
+	/* The rename is durable only once its folder is. */
+	return fsync_parent(path);
+}
+
+/* Reads a whole regular file of at most max_len bytes, NUL-terminated. */
+static int read_file(const char *path, uint64_t max_len, char **out,
+		     size_t *len)
+{
+	struct stat st;
+	char *buf;
+	int fd, err;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > max_len) {
+		err = -EFBIG;
+		goto out_close;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		err = -ENOMEM;
+		goto out_close;
+	}
+	err = pread_all(fd, buf, (size_t)st.st_size, 0);
+	if (err) {
+		free(buf);
+		goto out_close;
+	}
+	buf[st.st_size] = 0;
+	*out = buf;
+	*len = (size_t)st.st_size;
+out_close:
+	close(fd);
+	return err;
+}
+
+/* mkdir that accepts an existing folder; -ENOTDIR for anything else. */
+static int mkdir_one(const char *path)
+{
+	struct stat st;
+
+	if (!mkdir(path, DIR_MODE))
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	char *p;
+	int err;
+
+	err = path_fmt(buf, sizeof(buf), "%s", path);
+	if (err)
+		return err;
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/' || p[-1] == '/')
+			continue;
+		*p = 0;
+		err = mkdir_one(buf);
+		*p = '/';
+		if (err)
+			return err;
+	}
+	return mkdir_one(buf);
+}
+
+int cache_resolve_dir(const char *opt, char *out, size_t outlen)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char cwd[PATH_MAX];
+
+	if (opt) {
+		if (!*opt)
+			return -EINVAL;
+		if (opt[0] == '/')
+			return path_fmt(out, outlen, "%s", opt);
+		/* The daemon changes to "/": keep the folder it was given. */
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -errno;
+		return path_fmt(out, outlen, "%s/%s", cwd, opt);
+	}
+	/* The XDG spec says a relative XDG_CACHE_HOME is to be ignored. */
+	if (xdg && xdg[0] == '/')
+		return path_fmt(out, outlen, "%s/hollowfs", xdg);
+	if (geteuid() == 0)
+		return path_fmt(out, outlen, "/var/cache/hollowfs");
+	if (home && home[0])
+		return path_fmt(out, outlen, "%s/.cache/hollowfs", home);
+	return -ENOENT;
+}
+
+/* Creates and removes a file in dir: is the folder really writable? */
+static int probe_writable(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd, err;
+
+	err = path_fmt(path, sizeof(path), "%s/.probe.%016llx", dir,
+		       (unsigned long long)tmp_nonce());
+	if (err)
+		return err;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	if (unlink(path) < 0)
+		return -errno;
+	return 0;
+}
+
+int cache_open(const char *dir, struct cache **out)
+{
+	static const char *const subdirs[] = { "blobs", "snapshots", "refs" };
+	char path[PATH_MAX];
+	struct cache *c;
+	size_t i, len;
+	int err;
+
+	*out = NULL;
+	if (!dir || !*dir)
+		return -EINVAL;
+	err = mkdir_p(dir);
+	if (err)
+		return err;
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		err = path_fmt(path, sizeof(path), "%s/%s", dir, subdirs[i]);
+		if (!err)
+			err = mkdir_one(path);
+		if (err)
+			return err;
+		err = probe_writable(path);
+		if (err)
+			return err;
+	}
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->dir = strdup(dir);
+	if (!c->dir) {
+		free(c);
+		return -ENOMEM;
+	}
+	len = strlen(c->dir);
+	while (len > 1 && c->dir[len - 1] == '/')
+		c->dir[--len] = 0;
+	*out = c;
+	return 0;
+}
+
+void cache_free(struct cache *c)
+{
+	if (!c)
+		return;
+	free(c->dir);
+	free(c);
+}
+
+const char *cache_dir(const struct cache *c)
+{
+	return c->dir;
+}
+
+void cache_identity(const char *kind, const char *content_id, uint64_t size,
+		    uint8_t identity[16])
+{
+	XXH3_state_t st;
+	XXH128_canonical_t canon;
+	uint8_t le[8];
+
+	if (!kind)
+		kind = "";
+	if (!content_id)
+		content_id = "";
+	put_le64(le, size);
+	/* kind NUL content_id NUL size: no two inputs share an encoding. */
+	XXH3_128bits_reset(&st);
+	XXH3_128bits_update(&st, kind, strlen(kind) + 1);
+	XXH3_128bits_update(&st, content_id, strlen(content_id) + 1);
+	XXH3_128bits_update(&st, le, sizeof(le));
+	XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(&st));
+	memcpy(identity, canon.digest, 16);
+}
+
+void cache_identity_hex(const uint8_t identity[16], char hex[33])
+{
+	static const char digits[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		hex[2 * i] = digits[identity[i] >> 4];
+		hex[2 * i + 1] = digits[identity[i] & 15];
+	}
+	hex[32] = 0;
+}
+
+static bool hex_ok(const char *hex)
+{
+	size_t n = strspn(hex, "0123456789abcdef");
+
+	return n >= 2 && !hex[n];
+}
+
+int cache_blob_path(const struct cache *c, const char *hex, const char *suffix,
+		    char *out, size_t outlen)
+{
+	if (!hex_ok(hex))
+		return -EINVAL;
+	return path_fmt(out, outlen, "%s/blobs/%.2s/%s%s", c->dir, hex, hex,
+			suffix ? suffix : "");
+}
+
+/* Opens (creating) path and makes it exactly size bytes long. */
+static int open_sized(const char *path, uint64_t size, int *out)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = -EINVAL;
+		goto out_close;
+	}
+	/*
+	 * Growing makes a sparse file and keeps every byte. A longer file
+	 * is not one of ours (every process agrees on the size: it is part
+	 * of the blob's name), so cutting it back loses nothing.
+	 */
+	if ((uint64_t)st.st_size > size)
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "cache file '%s' is %lld bytes, more than %llu: truncated",
+		     path, (long long)st.st_size, (unsigned long long)size);
+	if ((uint64_t)st.st_size != size && ftruncate(fd, (off_t)size) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	*out = fd;
+	return 0;
+
+out_close:
+	close(fd);
+	return err;
+}
+
+void cache_blob_files_close(struct cache_blob_files *f)
+{
+	if (f->data_fd >= 0)
+		close(f->data_fd);
+	if (f->sums_fd >= 0)
+		close(f->sums_fd);
+	if (f->lock_fd >= 0)
+		close(f->lock_fd);
+	f->data_fd = f->sums_fd = f->lock_fd = -1;
+}
+
+int cache_blob_open(const struct cache *c, const char *hex,
+		    uint64_t file_size, uint32_t chunk_size,
+		    struct cache_blob_files *out)
+{
+	struct cache_blob_files f = { -1, -1, -1 };
+	char path[PATH_MAX];
+	int err;
+
+	*out = f;
+	if (!chunk_size_valid(chunk_size))
+		return -EINVAL;
+	if (file_size > INT64_MAX)
+		return -EFBIG;
+	err = path_fmt(path, sizeof(path), "%s/blobs/%.2s", c->dir, hex);
+	if (!err && !hex_ok(hex))
+		err = -EINVAL;
+	if (!err)
+		err = mkdir_one(path);
+	if (err)
+		return err;
+
+	err = cache_blob_path(c, hex, "", path, sizeof(path));
+	if (!err)
+		err = open_sized(path, file_size, &f.data_fd);
+	if (err)
+		goto out_close;
+	err = cache_blob_path(c, hex, ".sums", path, sizeof(path));
+	if (!err)
+		err = open_sized(path, chunk_count(file_size, chunk_size) * 8,
+				 &f.sums_fd);
+	if (err)
+		goto out_close;
+	err = cache_blob_path(c, hex, ".lock", path, sizeof(path));
+	if (err)
+		goto out_close;
+	f.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+	if (f.lock_fd < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	*out = f;
+	return 0;
+
+out_close:
+	cache_blob_files_close(&f);
+	return err;
+}
+
+static int chunk_lock_op(int lock_fd, uint64_t idx, short type)
+{
+	struct flock fl;
+
+	if (idx > INT64_MAX - 1)
+		return -EINVAL;
+	memset(&fl, 0, sizeof(fl));	/* l_pid must be 0 for OFD locks */
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = (off_t)idx;
+	fl.l_len = 1;
+	if (fcntl(lock_fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno == EACCES || errno == EAGAIN)
+			return -EAGAIN;
+		return -errno;
+	}
+	return 0;
+}
+
+int cache_chunk_trylock(int lock_fd, uint64_t idx)
+{
+	return chunk_lock_op(lock_fd, idx, F_WRLCK);
+}
+
+int cache_chunk_unlock(int lock_fd, uint64_t idx)
+{
+	return chunk_lock_op(lock_fd, idx, F_UNLCK);
+}
+
+int cache_sums_write(int sums_fd, uint64_t idx, uint64_t sum)
+{
+	uint8_t le[8];
+
+	if (idx > (INT64_MAX - 8) / 8)
+		return -EINVAL;
+	put_le64(le, sum);
+	return pwrite_all(sums_fd, le, sizeof(le), idx * 8);
+}
+
+int cache_sums_clear(int sums_fd, uint64_t nchunks)
+{
+	static const uint8_t zeros[64 << 10];
+	uint64_t len, off;
+	int err;
+
+	if (nchunks > (INT64_MAX - 8) / 8)
+		return -EINVAL;
+	len = nchunks * 8;
+	if (!len)
+		return 0;
+	/* A hole reads as zeros and keeps the size other processes see. */
+	if (!fallocate(sums_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		       (off_t)len))
+		return 0;
+	if (errno != EOPNOTSUPP && errno != ENOSYS)
+		return -errno;
+	for (off = 0; off < len; off += sizeof(zeros)) {
+		size_t n = len - off < sizeof(zeros) ? (size_t)(len - off)
+						      : sizeof(zeros);
+
+		err = pwrite_all(sums_fd, zeros, n, off);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+uint64_t cache_chunk_sum(const void *buf, size_t len)
+{
+	uint64_t h = XXH3_64bits(buf, len);
+
+	return h ? h : 1;
+}
+
+int cache_chunk_check(int data_fd, int sums_fd, uint64_t idx, uint64_t off,
+		      uint64_t len, bool *ok)
+{
+	XXH3_state_t st;
+	uint8_t le[8];
+	uint64_t want, h, pos;
+	size_t got, buf_len;
+	void *buf;
+	int err;
+
+	*ok = false;
+	if (idx > (INT64_MAX - 8) / 8)
+		return -EINVAL;
+	err = pread_upto(sums_fd, le, sizeof(le), idx * 8, &got);
+	if (err || got < sizeof(le))
+		return err;	/* past the end of sums: no entry */
+	want = get_le64(le);
+	if (!want)
+		return 0;
+
+	buf_len = len < CHECK_BUF_LEN ? (size_t)len : CHECK_BUF_LEN;
+	buf = malloc(buf_len ? buf_len : 1);
+	if (!buf)
+		return -ENOMEM;
+	XXH3_64bits_reset(&st);
+	for (pos = 0; pos < len; pos += got) {
+		size_t n = len - pos < buf_len ? (size_t)(len - pos) : buf_len;
+
+		err = pread_upto(data_fd, buf, n, off + pos, &got);
+		if (err || got < n)
+			goto out_free;	/* short data: not done */
+		XXH3_64bits_update(&st, buf, n);
+	}
+	h = XXH3_64bits_digest(&st);
+	*ok = (h ? h : 1) == want;
+out_free:
+	free(buf);
+	return err;
+}
+
+/* Escapes one path component: [A-Za-z0-9._-] stay, the rest is %XX; a
+ * leading '.' is escaped too, so "." and ".." cannot come out. */
+static int escape_name(const char *in, char *out, size_t outlen)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	size_t o = 0;
+	const unsigned char *p;
+
+	if (!in || !*in)
+		return -EINVAL;
+	for (p = (const unsigned char *)in; *p; p++) {
+		bool first = p == (const unsigned char *)in;
+		bool keep = (*p >= 'a' && *p <= 'z') ||
+			    (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') || *p == '_' ||
+			    *p == '-' || (*p == '.' && !first);
+
+		if (o + (keep ? 1 : 3) >= outlen)
+			return -ENAMETOOLONG;
+		if (keep) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = digits[*p >> 4];
+			out[o++] = digits[*p & 15];
+		}
+	}
+	out[o] = 0;
+	return 0;
+}
+
+/* CACHE/AREA/KEYHEX, created when mkdir is set, then /NAME + suffix. */
+static int keyed_path(const struct cache *c, const char *area, const char *key,
+		      const char *name, const char *suffix, bool mkdir,
+		      char *out, size_t outlen)
+{
+	XXH128_canonical_t canon;
+	char hex[33], esc[NAME_MAX + 1];
+	int err;
+
+	if (!key || !*key)
+		return -EINVAL;
+	/* Room for the suffix within one file name. */
+	err = escape_name(name, esc, sizeof(esc) - strlen(suffix));
+	if (err)
+		return err;
+	XXH128_canonicalFromHash(&canon, XXH3_128bits(key, strlen(key)));
+	cache_identity_hex(canon.digest, hex);
+	err = path_fmt(out, outlen, "%s/%s/%s", c->dir, area, hex);
+	if (!err && mkdir)
+		err = mkdir_one(out);
+	if (!err)
+		err = path_fmt(out, outlen, "%s/%s/%s/%s%s", c->dir, area, hex,
+			       esc, suffix);
+	return err;
+}
+
+int cache_save_manifest(const struct cache *c, const char *key,
+			const char *version, const struct manifest *m)
+{
+	char path[PATH_MAX];
+	char *json = NULL;
+	int err;
+
+	err = keyed_path(c, "snapshots", key, version, ".json", true, path,
+			 sizeof(path));
+	if (err)
+		return err;
+	err = manifest_to_json(m, &json);
+	if (err)
+		return err;
+	err = write_file_atomic(path, json, strlen(json));
+	free(json);
+	return err;
+}
+
+int cache_load_manifest(const struct cache *c, const char *key,
+			const char *version, struct manifest **out)
+{
+	char path[PATH_MAX];
+	char *text = NULL;
+	size_t len;
+	int err;
+
+	*out = NULL;
+	err = keyed_path(c, "snapshots", key, version, ".json", false, path,
+			 sizeof(path));
+	if (!err)
+		err = read_file(path, MANIFEST_MAX_LEN, &text, &len);
+	if (err)
+		return err == -EFBIG ? -EBADMSG : err;
+	err = manifest_from_json(text, len, out);
+	free(text);
+	return err;
+}
+
+static bool commit_ok(const char *commit)
+{
+	return commit && *commit && !strchr(commit, '\n') &&
+	       strlen(commit) < REF_MAX_LEN - 1;
+}
+
+int cache_save_ref(const struct cache *c, const char *key, const char *ref,
+		   const char *commit)
+{
+	char path[PATH_MAX], line[REF_MAX_LEN];
+	int err;
+
+	if (!commit_ok(commit))
+		return -EINVAL;
+	err = keyed_path(c, "refs", key, ref, "", true, path, sizeof(path));
+	if (!err)
+		err = path_fmt(line, sizeof(line), "%s\n", commit);
+	if (err)
+		return err;
+	return write_file_atomic(path, line, strlen(line));
+}
+
+int cache_load_ref(const struct cache *c, const char *key, const char *ref,
+		   char **commit)
+{
+	char path[PATH_MAX];
+	char *text = NULL;
+	size_t len;
+	int err;
+
+	*commit = NULL;
+	err = keyed_path(c, "refs", key, ref, "", false, path, sizeof(path));
+	if (!err)
+		err = read_file(path, REF_MAX_LEN, &text, &len);
+	if (err)
+		return err == -EFBIG ? -EBADMSG : err;
+	if (len && text[len - 1] == '\n')
+		text[--len] = 0;
+	if (strlen(text) != len || !commit_ok(text)) {
+		free(text);
+		return -EBADMSG;
+	}
+	*commit = text;
+	return 0;
+}

@@ -1,0 +1,148 @@
+/*
+ * cache: the cache directory and its files (DESIGN.md "Cache layout").
+ *
+ *   CACHE/blobs/ab/abcdef...         sparse local copy, full length
+ *   CACHE/blobs/ab/abcdef....state   bitmap sidecar (state/sidecar.h)
+ *   CACHE/blobs/ab/abcdef....sums    per-chunk xxh3-64, u64 LE at idx * 8
+ *   CACHE/blobs/ab/abcdef....lock    byte k is OFD-locked while a process
+ *                                    fetches chunk k
+ *   CACHE/snapshots/KEY/VERSION.json manifest of a pinned snapshot
+ *   CACHE/refs/KEY/REF               commit a ref last resolved to
+ *
+ * KEY is a caller-chosen string; it is stored as the hex xxh128 of itself
+ * so any source URL is a safe file name. VERSION and REF are escaped
+ * (everything outside [A-Za-z0-9._-], and a leading '.', as %XX).
+ *
+ * Files are replaced atomically through PATH.tmp.RANDOM (write_file_atomic),
+ * so processes saving the same file never mix their bytes; one killed while
+ * saving leaves its PATH.tmp.* behind, which readers ignore.
+ *
+ * Sharing between processes: a chunk is fetched by the process holding
+ * its lock byte (cache_chunk_trylock never blocks); its sums entry is
+ * written right after its bytes, and another process trusts it only when
+ * the xxh3-64 of the bytes matches (cache_chunk_check). A process that
+ * dies releases its locks with its file descriptors.
+ */
+#ifndef HOLLOWFS_STATE_CACHE_H
+#define HOLLOWFS_STATE_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct manifest;
+
+struct cache;
+
+/*
+ * Picks the cache directory, the first that applies:
+ *   opt, if not NULL (made absolute against the current folder, since the
+ *       daemon changes to "/"; "" is -EINVAL);
+ *   $XDG_CACHE_HOME/hollowfs, for root too, when it is set and absolute
+ *       (a relative one is ignored, as the XDG spec says);
+ *   /var/cache/hollowfs when running as root (HOME is not looked at);
+ *   $HOME/.cache/hollowfs.
+ * Writes it to out; -ENAMETOOLONG, -ENOENT (no HOME and not root).
+ */
+int cache_resolve_dir(const char *opt, char *out, size_t outlen)
+	__attribute__((warn_unused_result));
+
+/* Creates dir (and parents) and its layout, checks it is writable by
+ * creating and removing a file in each layout folder. -EINVAL for an empty
+ * dir; -EACCES, -EROFS, -ENOTDIR (a part of the path is a file), ... as
+ * the syscalls say. */
+int cache_open(const char *dir, struct cache **out)
+	__attribute__((warn_unused_result));
+void cache_free(struct cache *c);	/* accepts NULL */
+const char *cache_dir(const struct cache *c);
+
+/* xxh128 of (kind, content_id, size): 16 bytes, and its 32-hex name. */
+void cache_identity(const char *kind, const char *content_id, uint64_t size,
+		    uint8_t identity[16]);
+void cache_identity_hex(const uint8_t identity[16], char hex[33]);
+
+/* CACHE/blobs/ab/HEX + suffix ("" or NULL for the data file). -EINVAL when
+ * hex is not at least 2 lowercase hex digits, -ENAMETOOLONG. */
+int cache_blob_path(const struct cache *c, const char *hex, const char *suffix,
+		    char *out, size_t outlen)
+	__attribute__((warn_unused_result));
+
+struct cache_blob_files {
+	int data_fd;	/* O_RDWR, sized to the file size (sparse) */
+	int sums_fd;	/* O_RDWR, sized to nchunks * 8 */
+	int lock_fd;	/* O_RDWR, for OFD byte locks */
+};
+
+/* Creates blobs/ab/ and opens (creating if needed, O_CLOEXEC) the three
+ * files of a blob, growing data and sums to their size (sparse); never
+ * truncates existing bytes of a file of the right size. A longer file is
+ * not one of ours (the size is part of the name): it is cut to size, with
+ * a warning. -EINVAL for a bad chunk size or hex, -EFBIG for a size past
+ * INT64_MAX. On error no descriptor is left open (all three are -1). */
+int cache_blob_open(const struct cache *c, const char *hex,
+		    uint64_t file_size, uint32_t chunk_size,
+		    struct cache_blob_files *out)
+	__attribute__((warn_unused_result));
+void cache_blob_files_close(struct cache_blob_files *f);
+
+/* Takes the OFD write lock on byte idx of lock_fd without waiting:
+ * 0, or -EAGAIN when another open file description (another process)
+ * holds it. Threads sharing lock_fd share its locks. */
+int cache_chunk_trylock(int lock_fd, uint64_t idx)
+	__attribute__((warn_unused_result));
+int cache_chunk_unlock(int lock_fd, uint64_t idx);
+
+/* Writes the sums entry of chunk idx (u64 LE at idx * 8). */
+int cache_sums_write(int sums_fd, uint64_t idx, uint64_t sum)
+	__attribute__((warn_unused_result));
+/* Clears every sums entry (the sidecar was rejected: start over) by
+ * punching a hole, or writing zeros where holes are not supported; the
+ * size is kept. */
+int cache_sums_clear(int sums_fd, uint64_t nchunks)
+	__attribute__((warn_unused_result));
+
+/*
+ * Is chunk idx ([off, off + len) of the data file) complete on disk?
+ * *ok is true when its sums entry is not 0 and equals the xxh3-64 of the
+ * bytes read now (in blocks of 1 MiB). A sums or data file that ends
+ * too early means not done. Returns 0 or a read error.
+ */
+int cache_chunk_check(int data_fd, int sums_fd, uint64_t idx, uint64_t off,
+		      uint64_t len, bool *ok)
+	__attribute__((warn_unused_result));
+
+/* xxh3-64 of a buffer, never 0 (0 means "no entry" in a sums file). */
+uint64_t cache_chunk_sum(const void *buf, size_t len);
+
+/* Manifests and refs, written atomically (tmp + fsync + rename). An empty
+ * or NULL key, version or ref is -EINVAL; too long, -ENAMETOOLONG;
+ * manifest_to_json()'s errors pass through. */
+int cache_save_manifest(const struct cache *c, const char *key,
+			const char *version, const struct manifest *m)
+	__attribute__((warn_unused_result));
+/* -ENOENT when none was saved; -EBADMSG when it does not parse. */
+int cache_load_manifest(const struct cache *c, const char *key,
+			const char *version, struct manifest **out)
+	__attribute__((warn_unused_result));
+/* commit: one line, not empty (-EINVAL otherwise). */
+int cache_save_ref(const struct cache *c, const char *key, const char *ref,
+		   const char *commit) __attribute__((warn_unused_result));
+/* *commit is a new malloc'd string; -ENOENT when none was saved; -EBADMSG
+ * when the file is not one non-empty line. */
+int cache_load_ref(const struct cache *c, const char *key, const char *ref,
+		   char **commit) __attribute__((warn_unused_result));
+
+/* Writes len bytes at off, retrying short writes and EINTR; -EFBIG past
+ * INT64_MAX. */
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+	__attribute__((warn_unused_result));
+/* Reads exactly len bytes at off; -EIO on a premature end of file. */
+int pread_all(int fd, void *buf, size_t len, uint64_t off)
+	__attribute__((warn_unused_result));
+/* Writes path atomically: path.tmp.RANDOM (O_EXCL), fsync, rename, fsync
+ * of the folder. On error the temporary is removed, and path is the old
+ * file, or the new one if only the folder's fsync failed. */
+int write_file_atomic(const char *path, const void *buf, size_t len)
+	__attribute__((warn_unused_result));
+
+#endif
