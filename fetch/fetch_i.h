@@ -1,0 +1,74 @@
+/*
+ * fetch_i.h: what the engine and the scheduler share inside fetch/.
+ *
+ * A fetch_job is one range request for a run of adjacent chunks of one
+ * fblob. The scheduler hands it out (sched_take_job) with its chunks
+ * INFLIGHT and their cross-process lock bytes held; the engine reports
+ * each chunk as it completes (sched_chunk_done) and hands the job back
+ * (sched_job_end), which fails or requeues whatever was not completed.
+ */
+#ifndef HOLLOWFS_FETCH_FETCH_I_H
+#define HOLLOWFS_FETCH_FETCH_I_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fetch/sched.h"
+
+struct fetch_job {
+	struct fblob *fb;	/* a reference, dropped by sched_job_end */
+	uint64_t first;		/* first chunk */
+	uint64_t count;		/* chunks in the run */
+	uint64_t off, end;	/* bytes [off, end) of the run */
+	enum sched_prio prio;
+	char *url;		/* where to start: the origin URL, or a cached
+				 * redirect target (owned) */
+	char *origin;		/* the origin URL (owned) */
+	char *auth;		/* header line for the origin host (owned) */
+	char *etag;		/* expected ETag, or NULL (owned) */
+	uint64_t file_size;
+	uint32_t chunk_size;
+	int data_fd, sums_fd, lock_fd;	/* borrowed from the blob */
+};
+
+/*
+ * Takes the next job: the highest-priority queued run of chunks, at most
+ * max_run long. With background false, BACKGROUND work is not taken.
+ * Before returning, it claims each chunk's lock byte and probes the cache
+ * for chunks another process completed (those become DONE and are not
+ * fetched). Returns 1 with *job filled, 0 when there is nothing to do
+ * now; *next_ms receives when deferred work (chunks locked by another
+ * process) should be looked at again, or -1.
+ */
+int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
+		   int *next_ms);
+
+/* Chunk idx of the job has all its bytes and its sums entry on disk:
+ * marks it DONE, releases its lock byte, wakes its waiters. */
+void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx);
+
+/*
+ * The job is over. Chunks from done_upto on were not completed: with err
+ * 0 they are requeued (cancelled without error), else they become FAILED
+ * and their waiters get err. Releases the lock bytes, frees the job's
+ * strings and drops its reference.
+ */
+void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
+		   int err);
+
+/* The blob's redirect target to reuse (NULL: forget it). */
+void sched_set_redirect(struct sched *s, struct fblob *fb, const char *url);
+
+/* Records the ETag first seen for a blob with none expected. */
+void sched_learn_etag(struct sched *s, struct fblob *fb, const char *etag);
+
+/* True once sched_fail_blob was called for fb (or shutdown began). */
+bool sched_blob_cancelled(struct fblob *fb);
+
+/* Shutdown of the engine: no more fetches; every waiter gets err. */
+void sched_cancel_all(struct sched *s, int err);
+
+/* True when at least one job is queued at priority prio or higher. */
+bool sched_has_work(struct sched *s, enum sched_prio prio);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * sched: what to fetch, once, in what order (DESIGN.md "Fetching").
+ *
+ * A struct fblob is one remote file bound to its local blob. Readers ask
+ * for chunks with sched_want(): chunks already DONE cost nothing, others
+ * are queued once (single-flight: any number of wants of one chunk make
+ * one fetch), and the waiter is called back when the last chunk it needs
+ * is DONE, or with the first error of a chunk it needs. FUSE reads park
+ * that way and never block a worker thread; tools and tests may block in
+ * sched_wait() instead.
+ *
+ * Priorities: SCHED_DEMAND > SCHED_READAHEAD > SCHED_BACKGROUND. A DEMAND
+ * want lifts a chunk queued at a lower priority. Background work leaves
+ * connection slots free for demand.
+ *
+ * The scheduler also runs the saver thread: every second (and when the
+ * last reference to a blob is dropped, and at sched_free) it calls
+ * blob_save() for blobs with new DONE chunks.
+ *
+ * Lock order: sched->lock, then a chunk map's internal lock. Waiter
+ * callbacks are always called with no lock held.
+ */
+#ifndef HOLLOWFS_FETCH_SCHED_H
+#define HOLLOWFS_FETCH_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "state/blob.h"
+#include "state/cache.h"
+
+enum sched_prio { SCHED_DEMAND, SCHED_READAHEAD, SCHED_BACKGROUND };
+
+struct engine;
+struct sched;
+struct fblob;
+struct sched_waiter;
+
+struct sched_opts {
+	uint32_t chunk_size;	/* bytes; default 4 MiB */
+	int max_run_chunks;	/* chunks in one request, default 4 */
+	int save_interval_ms;	/* saver period, default 1000 */
+	bool offline;		/* never fetch: wants of missing chunks fail
+				 * with -ENETDOWN */
+};
+
+void sched_opts_default(struct sched_opts *o);
+
+/* Takes neither: cache and engine must outlive the scheduler. Attaches
+ * itself to the engine and starts the saver thread. */
+int sched_new(const struct sched_opts *opts, struct cache *cache,
+	      struct engine *engine, struct sched **out)
+	__attribute__((warn_unused_result));
+
+/* Stops the saver, fails every waiter with -ECANCELED, saves every blob
+ * and frees it, including blobs the caller still holds references to:
+ * drop no reference after this. The engine must have been freed first,
+ * so no transfer is running. Accepts NULL. */
+void sched_free(struct sched *s);
+
+/* Where a blob's bytes come from. Strings are copied. */
+struct fblob_target {
+	const char *kind;	/* "http", "file", "hf": part of the identity */
+	const char *content_id;	/* ETag, sha256, url+mtime...: identity */
+	uint64_t size;
+	const char *url;	/* absolute URL for range GETs */
+	const char *auth;	/* header line for the origin host, or NULL */
+	const char *etag;	/* expected ETag, or NULL (learned at first) */
+	const char *name;	/* for log lines: the path in the mount */
+};
+
+/*
+ * Returns a new reference to the fblob of target, opening its blob in the
+ * cache when it is not open yet (one fblob per identity per process).
+ * Drop it with fblob_put().
+ */
+int sched_open(struct sched *s, const struct fblob_target *t,
+	       struct fblob **out) __attribute__((warn_unused_result));
+void fblob_get(struct fblob *fb);
+void fblob_put(struct fblob *fb);	/* accepts NULL */
+
+/* The local copy (fd, chunk map); valid while a reference is held. */
+struct blob *fblob_blob(const struct fblob *fb);
+const char *fblob_name(const struct fblob *fb);
+const char *fblob_url(const struct fblob *fb);
+
+/* Fatal error of the blob (-ESTALE: changed on the server, ...), or 0. */
+int fblob_error(const struct fblob *fb);
+
+typedef void (*sched_done_fn)(void *arg, int err);
+
+/*
+ * Wants chunks [first, last] of fb at prio.
+ *  - Returns 1 when all of them are DONE already: done is not called.
+ *  - Returns 0 when done was registered (if not NULL; *wp, if not NULL,
+ *    receives a handle for sched_cancel): done(arg, 0) is called once,
+ *    with no lock held, from the thread that completes the last chunk, or
+ *    done(arg, err) with the first error of one of these chunks.
+ *  - Returns a negative errno when nothing was registered (fatal blob
+ *    error, -ENETDOWN offline, -ENOMEM).
+ * With done NULL it only queues (readahead, background fill).
+ */
+int sched_want(struct sched *s, struct fblob *fb, uint64_t first,
+	       uint64_t last, enum sched_prio prio, sched_done_fn done,
+	       void *arg, struct sched_waiter **wp)
+	__attribute__((warn_unused_result));
+
+/*
+ * Unregisters a waiter before it fired: returns 0 and done will never be
+ * called, or -EALREADY when done is being called (it will run to its end).
+ * The waiter is freed by the scheduler after done returns, so the caller
+ * must not call sched_cancel once its done has returned: serialise the
+ * two with a lock of the caller's, taken first thing in done and around
+ * sched_cancel (lock order: the caller's lock, then sched->lock; done is
+ * called with no scheduler lock held, so this cannot deadlock).
+ */
+int sched_cancel(struct sched *s, struct sched_waiter *w);
+
+/* Blocking want for tools and tests: 0, the chunk error, or -ETIMEDOUT
+ * after timeout_ms (then the chunks stay queued). Holds no lock while
+ * waiting. */
+int sched_wait(struct sched *s, struct fblob *fb, uint64_t first,
+	       uint64_t last, enum sched_prio prio, int timeout_ms)
+	__attribute__((warn_unused_result));
+
+/* Linked cancellation: fails the blob for good with err (negative), stops
+ * its transfers and fails its waiters with err. */
+void sched_fail_blob(struct sched *s, struct fblob *fb, int err);
+
+/* Runs the saver's step for every open blob now (tests, unmount). */
+void sched_save_all(struct sched *s);
+
+#endif
