@@ -69,6 +69,7 @@ struct xfer {
 	char *h_location, *h_content_range, *h_etag;
 	int64_t h_retry_after_ms;	/* -1 when absent */
 	int64_t h_ratelimit_ms;		/* -1 when absent */
+	int64_t h_linked_size;		/* X-Linked-Size, -1 when absent */
 
 	/* XFER_HTTP */
 	bool head, no_retry;
@@ -383,6 +384,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 		free(x->h_etag);
 		x->h_location = x->h_content_range = x->h_etag = NULL;
 		x->h_retry_after_ms = x->h_ratelimit_ms = -1;
+		x->h_linked_size = -1;
 		return len;
 	}
 	colon = memchr(buf, ':', len);
@@ -398,6 +400,11 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 		set_str(&x->h_content_range, val, vlen);
 	} else if (IS("etag")) {
 		set_str(&x->h_etag, val, vlen);
+	} else if (IS("x-linked-size") && x->kind == XFER_BLOB) {
+		char *v = xstrndup_trim(val, vlen);
+
+		x->h_linked_size = v ? strtoll(v, NULL, 10) : -1;
+		free(v);
 	} else if (IS("retry-after") || IS("ratelimit")) {
 		char *v = xstrndup_trim(val, vlen);
 
@@ -503,7 +510,8 @@ static int blob_validate(struct xfer *x)
 		return 0;
 	if (x->status != 206 && x->status != 200)
 		return 1;	/* an error or redirect body: not ours */
-	if (j->etag && x->h_etag && !etag_equal(j->etag, x->h_etag)) {
+	if (!j->pinned && j->etag && x->h_etag &&
+	    !etag_equal(j->etag, x->h_etag)) {
 		hlog(HLOG_ERR, HLOG_FETCH,
 		     "'%s' changed on the server: ETag %s, expected %s",
 		     log_url(x->url, ubuf, sizeof(ubuf)), x->h_etag, j->etag);
@@ -559,7 +567,7 @@ static int blob_validate(struct xfer *x)
 		     "'%s' ignored Range: skipping %" PRIu64 " bytes",
 		     log_url(x->url, ubuf, sizeof(ubuf)), x->skip);
 	}
-	if (!j->etag && x->h_etag && s) {
+	if (!j->pinned && !j->etag && x->h_etag && s) {
 		sched_learn_etag(s, j->fb, x->h_etag);
 		j->etag = strdup(x->h_etag);
 	}
@@ -663,6 +671,7 @@ static void xfer_reset_response(struct xfer *x)
 	free(x->h_etag);
 	x->h_location = x->h_content_range = x->h_etag = NULL;
 	x->h_retry_after_ms = x->h_ratelimit_ms = -1;
+	x->h_linked_size = -1;
 	x->status = 0;
 	x->validated = false;
 	x->stop_ok = false;
@@ -927,6 +936,15 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 			err = -ELOOP;
 			snprintf(why, sizeof(why), "more than %d redirects",
 				 ENGINE_MAX_REDIRECTS);
+			goto fail;
+		}
+		if (x->kind == XFER_BLOB && x->h_linked_size >= 0 &&
+		    (uint64_t)x->h_linked_size != x->job.file_size) {
+			/* The origin says the file it redirects to differs. */
+			err = -ESTALE;
+			snprintf(why, sizeof(why),
+				 "X-Linked-Size %" PRId64 ", expected %" PRIu64,
+				 x->h_linked_size, x->job.file_size);
 			goto fail;
 		}
 		next = url_resolve(x->url, x->h_location);

@@ -26,6 +26,7 @@ struct fetch_job {
 	char *origin;		/* the origin URL (owned) */
 	char *auth;		/* header line for the origin host (owned) */
 	char *etag;		/* expected ETag, or NULL (owned) */
+	bool pinned;		/* immutable: no ETag learned or compared */
 	uint64_t file_size;
 	uint32_t chunk_size;
 	int data_fd, sums_fd, lock_fd;	/* borrowed from the blob */

@@ -23,6 +23,7 @@
 #include "fetch/engine.h"
 #include "fetch/fetch_i.h"
 #include "state/hlog.h"
+#include "state/verify.h"
 
 #define DEFER_FOREIGN_MS 100	/* look again at a chunk another process has */
 
@@ -57,6 +58,10 @@ struct fblob {
 	uint8_t *qprio;			/* s->lock: prio a chunk is queued at */
 	struct sched_waiter *waiters;	/* s->lock */
 	_Atomic int fatal_err;		/* 0, or why the blob failed */
+	bool pinned;			/* immutable */
+	char *hash_kind, *hash;		/* owned, immutable; may be NULL */
+	_Atomic bool verified;		/* passed its hash */
+	bool notified;			/* saver thread only: on_verified */
 };
 
 struct sched {
@@ -115,6 +120,21 @@ int fblob_error(const struct fblob *fb)
 	return atomic_load(&((struct fblob *)fb)->fatal_err);
 }
 
+bool fblob_verified(const struct fblob *fb)
+{
+	return atomic_load(&((struct fblob *)fb)->verified);
+}
+
+const char *fblob_hash_kind(const struct fblob *fb)
+{
+	return fb->hash_kind;
+}
+
+const char *fblob_hash(const struct fblob *fb)
+{
+	return fb->hash;
+}
+
 bool sched_blob_cancelled(struct fblob *fb)
 {
 	return atomic_load(&fb->fatal_err) != 0 ||
@@ -136,6 +156,8 @@ static void fblob_destroy(struct fblob *fb)
 	free(fb->etag);
 	free(fb->redirect);
 	free(fb->qprio);
+	free(fb->hash_kind);
+	free(fb->hash);
 	free(fb);
 }
 
@@ -226,8 +248,19 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	fb->name = strdup(t->name ? t->name : t->url);
 	fb->etag = t->etag ? strdup(t->etag) : NULL;
 	fb->qprio = malloc(b->nchunks ? b->nchunks : 1);
+	fb->pinned = t->pinned;
+	if (t->hash_kind && t->hash && verify_kind_known(t->hash_kind)) {
+		fb->hash_kind = strdup(t->hash_kind);
+		fb->hash = strdup(t->hash);
+		if (fb->hash_kind && fb->hash)
+			atomic_store(&fb->verified,
+				     chunkmap_done_count(b->map) == b->nchunks &&
+					     verify_marked(b, t->hash_kind,
+							   t->hash));
+	}
 	if (!fb->url || !fb->name || !fb->qprio || (t->auth && !fb->auth) ||
-	    (t->etag && !fb->etag)) {
+	    (t->etag && !fb->etag) ||
+	    (fb->hash_kind == NULL) != (fb->hash == NULL)) {
 		err = -ENOMEM;
 		goto out_fb;
 	}
@@ -240,9 +273,8 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 			it->refs++;
 			pthread_mutex_unlock(&s->lock);
 			*out = it;
-			fb->b = NULL;
 			err = 0;
-			goto out_fb;
+			goto out_fb;	/* frees our copy, blob included */
 		}
 	}
 	fb->next = s->blobs;
@@ -257,6 +289,8 @@ out_fb:
 		free(fb->name);
 		free(fb->etag);
 		free(fb->qprio);
+		free(fb->hash_kind);
+		free(fb->hash);
 		b = fb->b;
 		free(fb);
 	}
@@ -679,7 +713,9 @@ static int pick_locked(struct sched *s, bool background,
 			job->url = strdup(fb->redirect ? fb->redirect : fb->url);
 			job->origin = strdup(fb->url);
 			job->auth = fb->auth ? strdup(fb->auth) : NULL;
-			job->etag = fb->etag ? strdup(fb->etag) : NULL;
+			job->etag = fb->etag && !fb->pinned ? strdup(fb->etag) :
+							      NULL;
+			job->pinned = fb->pinned;
 			return 1;
 		}
 	}
@@ -876,6 +912,58 @@ out:
 	return ret;
 }
 
+/*
+ * A complete blob with a published hash is checked once (saver thread,
+ * no lock held). A mismatch fails the blob for good in this process
+ * (reads get EIO until a remount) and discards its bytes, so a corrupted
+ * download is never served as good once detected.
+ */
+static void verify_step(struct sched *s, struct fblob *fb)
+{
+	struct blob *b = fb->b;
+	char got[VERIFY_HEX_MAX];
+	int err;
+
+	if (!fb->hash || atomic_load(&fb->fatal_err))
+		return;
+	if (!atomic_load(&fb->verified)) {
+		if (chunkmap_done_count(b->map) != b->nchunks)
+			return;
+		err = verify_blob(b, fb->hash_kind, got);
+		if (err) {
+			hlog(HLOG_WARN, HLOG_STATE,
+			     "checking the %s of '%s' failed: %s",
+			     fb->hash_kind, fb->name, strerror(-err));
+			return;
+		}
+		if (strcmp(got, fb->hash)) {
+			hlog(HLOG_ERR, HLOG_STATE,
+			     "'%s' is corrupt: %s %s, expected %s; its cached "
+			     "bytes are discarded and reads fail until a "
+			     "remount", fb->name, fb->hash_kind, got, fb->hash);
+			sched_fail_blob(s, fb, -EBADMSG);
+			err = verify_discard(b);
+			if (err)
+				hlog(HLOG_WARN, HLOG_STATE,
+				     "discarding '%s' failed: %s", fb->name,
+				     strerror(-err));
+			return;
+		}
+		err = verify_mark(b, fb->hash_kind, fb->hash);
+		if (err)
+			hlog(HLOG_WARN, HLOG_STATE,
+			     "recording the check of '%s' failed: %s",
+			     fb->name, strerror(-err));
+		atomic_store(&fb->verified, true);
+		hlog(HLOG_DEBUG, HLOG_STATE, "'%s' verified (%s)", fb->name,
+		     fb->hash_kind);
+	}
+	if (!fb->notified && s->o.on_verified) {
+		fb->notified = true;
+		s->o.on_verified(s->o.on_verified_arg, fb);
+	}
+}
+
 /* One saver round over every open blob and every closing one. */
 static void saver_round(struct sched *s)
 {
@@ -907,6 +995,7 @@ static void saver_round(struct sched *s)
 			hlog(HLOG_WARN, HLOG_STATE,
 			     "saving the state of '%s' failed: %s",
 			     open_refs[i]->name, strerror(-err));
+		verify_step(s, open_refs[i]);
 		fblob_put(open_refs[i]);
 	}
 	free(open_refs);

@@ -42,6 +42,11 @@ struct sched_opts {
 	int save_interval_ms;	/* saver period, default 1000 */
 	bool offline;		/* never fetch: wants of missing chunks fail
 				 * with -ENETDOWN */
+	/* Called from the saver thread, no lock held, once a blob with a
+	 * hash is complete and verified (also at open when it was verified
+	 * before); may be NULL. */
+	void (*on_verified)(void *arg, struct fblob *fb);
+	void *on_verified_arg;
 };
 
 void sched_opts_default(struct sched_opts *o);
@@ -67,6 +72,11 @@ struct fblob_target {
 	const char *auth;	/* header line for the origin host, or NULL */
 	const char *etag;	/* expected ETag, or NULL (learned at first) */
 	const char *name;	/* for log lines: the path in the mount */
+	bool pinned;		/* immutable content (a commit): no ETag is
+				 * learned or compared, the hash is the check */
+	const char *hash_kind;	/* whole-file check when the last chunk
+				 * lands: "sha256", "git-sha1", or NULL */
+	const char *hash;	/* expected hash, lowercase hex */
 };
 
 /*
@@ -84,8 +94,16 @@ struct blob *fblob_blob(const struct fblob *fb);
 const char *fblob_name(const struct fblob *fb);
 const char *fblob_url(const struct fblob *fb);
 
-/* Fatal error of the blob (-ESTALE: changed on the server, ...), or 0. */
+/* Fatal error of the blob (-ESTALE: changed on the server, -EBADMSG:
+ * its content failed its hash, ...), or 0. */
 int fblob_error(const struct fblob *fb);
+
+/* True once the whole content was checked against its hash. */
+bool fblob_verified(const struct fblob *fb);
+
+/* The target's hash kind and expected hash (NULL when none). */
+const char *fblob_hash_kind(const struct fblob *fb);
+const char *fblob_hash(const struct fblob *fb);
 
 typedef void (*sched_done_fn)(void *arg, int err);
 

@@ -103,8 +103,10 @@ void source_free(struct source *src)
 	free(src->spec);
 	free(src->cache_key);
 	free(src->version);
+	free(src->ref);
 	free(src->auth);
 	src->spec = src->cache_key = src->version = src->auth = NULL;
+	src->ref = NULL;
 	src->ops->free(src);
 }
 
@@ -119,7 +121,9 @@ static void snapshot_save(struct source *src, struct cache *c,
 		return;
 	err = cache_save_manifest(c, src->cache_key, src->version, m);
 	if (!err)
-		err = cache_save_ref(c, src->cache_key, "latest", src->version);
+		err = cache_save_ref(c, src->cache_key,
+				     src->ref ? src->ref : "latest",
+				     src->version);
 	if (err)
 		hlog(HLOG_WARN, HLOG_FETCH,
 		     "cannot save the snapshot of '%s' in the cache: %s",
@@ -162,7 +166,8 @@ int source_snapshot(struct source *src, struct engine *e, struct cache *c,
 		reason = "offline mode";
 		snprintf(why, sizeof(why), "offline mode");
 	}
-	lerr = c ? cache_load_ref(c, src->cache_key, "latest", &version) :
+	lerr = c ? cache_load_ref(c, src->cache_key,
+				  src->ref ? src->ref : "latest", &version) :
 		   -ENOENT;
 	if (!lerr)
 		lerr = cache_load_manifest(c, src->cache_key, version, &m);

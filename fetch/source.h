@@ -47,6 +47,9 @@ struct source {
 	char *spec;		/* the SOURCE as given (owned) */
 	char *cache_key;	/* key for snapshots/ and refs/ (owned) */
 	char *version;		/* snapshot version, set by list (owned) */
+	char *ref;		/* the ref the version was resolved from, as
+				 * saved under refs/KEY/ (owned); NULL means
+				 * "latest" (sources without revisions) */
 	char *auth;		/* "Authorization: Bearer ..." or NULL (owned);
 				 * never logged */
 };
@@ -62,10 +65,11 @@ void source_free(struct source *src);	/* accepts NULL */
 
 /*
  * Lists the snapshot and pins it: on success the manifest is saved in the
- * cache (snapshots/KEY/VERSION.json, and the version as ref "latest").
- * When offline is set, or the listing fails because the network or the
- * server cannot be reached, the last saved snapshot is loaded instead and
- * *used_saved is set (the caller warns). Other failures (404, 401...)
+ * cache (snapshots/KEY/VERSION.json, and the version as ref src->ref, or
+ * "latest"). When offline is set, or the listing fails because the
+ * network or the server cannot be reached, the snapshot the ref last
+ * resolved to is loaded instead and *used_saved is set (the caller warns).
+ * A source whose ref is already a full commit id loads that snapshot. Other failures (404, 401...)
  * are returned with their line in err.
  */
 int source_snapshot(struct source *src, struct engine *e, struct cache *c,
