@@ -73,6 +73,7 @@ struct xfer {
 
 	/* XFER_HTTP */
 	bool head, no_retry;
+	uint64_t range_off, range_len;
 	size_t max_body;
 	size_t body_alloc;
 	struct http_result res;
@@ -747,6 +748,12 @@ static int xfer_start(struct engine *e, struct xfer *x)
 	} else {
 		if (x->head)
 			curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+		if (x->range_len) {
+			snprintf(range, sizeof(range),
+				 "%" PRIu64 "-%" PRIu64, x->range_off,
+				 x->range_off + x->range_len - 1);
+			curl_easy_setopt(c, CURLOPT_RANGE, range);
+		}
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write_cb);
 	}
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
@@ -835,9 +842,12 @@ static void xfer_finish(struct engine *e, struct xfer *x, int err)
  * error, logged here once; a plain request's caller (a listing, a HEAD)
  * turns it into its own message, so here it is only information.
  */
-static enum hlog_level fail_level(const struct xfer *x)
+static enum hlog_level fail_level(const struct xfer *x, int err)
 {
-	return x->kind == XFER_BLOB ? HLOG_ERR : HLOG_INFO;
+	if (x->kind != XFER_BLOB)
+		return HLOG_INFO;
+	/* A full cache disk: the read is answered uncached (fs/ops.c). */
+	return err == -ENOSPC || err == -EDQUOT ? HLOG_WARN : HLOG_ERR;
 }
 
 static int backoff_ms(struct engine *e, struct xfer *x)
@@ -862,7 +872,7 @@ static void xfer_retry(struct engine *e, struct xfer *x, int err,
 
 	x->attempt++;
 	if (x->no_retry || x->attempt > e->o.retries) {
-		hlog(fail_level(x), HLOG_FETCH, "%s failed: %s after %d tries",
+		hlog(fail_level(x, err), HLOG_FETCH, "%s failed: %s after %d tries",
 		     xfer_what(x, what, sizeof(what)), why, x->attempt);
 		xfer_finish(e, x, err);
 		return;
@@ -904,7 +914,7 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 		if (x->fatal || x->kind == XFER_HTTP) {
 			if (!x->fatal)
 				goto retry;
-			hlog(fail_level(x), HLOG_FETCH, "%s failed: %s",
+			hlog(fail_level(x, err), HLOG_FETCH, "%s failed: %s",
 			     xfer_what(x, ubuf, sizeof(ubuf)), why);
 			xfer_finish(e, x, err);
 			return;
@@ -916,7 +926,7 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 		snprintf(why, sizeof(why), "%s",
 			 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
 		if (!curl_retryable(err)) {
-			hlog(fail_level(x), HLOG_FETCH, "%s failed: %s",
+			hlog(fail_level(x, err), HLOG_FETCH, "%s failed: %s",
 			     xfer_what(x, ubuf, sizeof(ubuf)), why);
 			xfer_finish(e, x, err);
 			return;
@@ -1018,7 +1028,7 @@ retry:
 	xfer_retry(e, x, err, why);
 	return;
 fail:
-	hlog(fail_level(x), HLOG_FETCH, "%s failed: %s",
+	hlog(fail_level(x, err), HLOG_FETCH, "%s failed: %s",
 	     xfer_what(x, ubuf, sizeof(ubuf)), why);
 	xfer_finish(e, x, err);
 }
@@ -1319,6 +1329,8 @@ int engine_http_submit(struct engine *e, const struct http_req *req,
 	x->auth = req->auth ? strdup(req->auth) : NULL;
 	x->head = req->head;
 	x->no_retry = req->no_retry;
+	x->range_off = req->range_off;
+	x->range_len = req->range_len;
 	x->max_body = req->max_body ? req->max_body : BODY_MAX_DEFAULT;
 	x->done = done;
 	x->arg = arg;

@@ -42,6 +42,8 @@ struct http_req {
 	bool head;		/* HEAD instead of GET */
 	bool no_retry;		/* one attempt (probes) */
 	size_t max_body;	/* larger bodies fail with -EFBIG; 0: 64 MiB */
+	uint64_t range_off;	/* with range_len > 0: ask for these bytes */
+	uint64_t range_len;
 };
 
 /* What came back; every string is owned and freed by http_result_release. */

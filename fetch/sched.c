@@ -831,6 +831,61 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 	}
 }
 
+struct uncached_read {
+	sched_bytes_fn done;
+	void *arg;
+	size_t len;
+	struct fblob *fb;	/* a reference */
+};
+
+static void uncached_done(void *arg, struct http_result *res)
+{
+	struct uncached_read *ur = arg;
+	int err = res->err;
+
+	/* 206 with exactly our bytes (or file://, which has no status). */
+	if (!err && ((res->status != 206 && res->status != 0) ||
+		     res->body_len != ur->len))
+		err = -EPROTO;
+	ur->done(ur->arg, err, err ? NULL : res->body, err ? 0 : ur->len);
+	http_result_release(res);
+	fblob_put(ur->fb);
+	free(ur);
+}
+
+int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
+			size_t len, sched_bytes_fn done, void *arg)
+{
+	struct http_req req = {
+		.url = fb->url,
+		.auth = fb->auth,
+		.range_off = off,
+		.range_len = len,
+		.max_body = len,
+	};
+	struct uncached_read *ur;
+	int err;
+
+	if (!len || !s->engine)
+		return -EINVAL;
+	if (s->o.offline)
+		return -ENETDOWN;
+	ur = calloc(1, sizeof(*ur));
+	if (!ur)
+		return -ENOMEM;
+	ur->done = done;
+	ur->arg = arg;
+	ur->len = len;
+	ur->fb = fb;
+	fblob_get(fb);
+	err = engine_http_submit(s->engine, &req, uncached_done, ur);
+	if (err) {
+		fblob_put(fb);
+		free(ur);
+	}
+	return err;
+}
+
 struct sync_waiter {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

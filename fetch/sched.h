@@ -145,6 +145,20 @@ int sched_wait(struct sched *s, struct fblob *fb, uint64_t first,
  * its transfers and fails its waiters with err. */
 void sched_fail_blob(struct sched *s, struct fblob *fb, int err);
 
+typedef void (*sched_bytes_fn)(void *arg, int err, const char *buf,
+			       size_t len);
+
+/*
+ * Fetches bytes [off, off + len) of fb into memory, bypassing the cache:
+ * for reads that must be answered when the cache cannot store them (disk
+ * full). done is called once from the engine thread with the bytes
+ * (borrowed for the call) or an error. len is at most a FUSE read, so
+ * memory stays bounded. Returns 0, or an error (done not called).
+ */
+int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
+			size_t len, sched_bytes_fn done, void *arg)
+	__attribute__((warn_unused_result));
+
 /* Runs the saver's step for every open blob now (tests, unmount). */
 void sched_save_all(struct sched *s);
 

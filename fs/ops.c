@@ -1,0 +1,998 @@
+/*
+ * ops.c: the low-level FUSE operations of a mount (DESIGN.md "The FUSE
+ * side"). Read-only: every changing operation gets EROFS.
+ *
+ * A read whose chunks are all DONE is answered at once with
+ * fuse_reply_data() from the blob's fd (splice). Otherwise it is parked:
+ * a struct pending_read is registered with sched_want() and answered by
+ * whoever finishes first: the scheduler's done callback (the thread that
+ * completes the last chunk, or the first error), or the interrupt
+ * callback when sched_cancel() unregisters the waiter in time. No worker
+ * thread ever waits for a chunk.
+ *
+ * Lock order: pending_read->lock, then sched->lock (inside sched_cancel);
+ * file_handle->lock, then nothing. libfuse calls the interrupt callback
+ * holding the request's own lock, which comes before both. No lock of
+ * ours is held across a fuse_reply_*, a scheduler call that may call
+ * back, or logging.
+ */
+#define FUSE_USE_VERSION 312
+
+#include "fs/fs.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "fetch/sched.h"
+#include "fetch/source.h"
+#include "fs/fs_i.h"
+#include "state/blob.h"
+#include "state/chunkmap.h"
+#include "state/hlog.h"
+#include "state/manifest.h"
+
+#define XATTR_CACHED "user.hollowfs.cached"
+#define XATTR_CHUNKS "user.hollowfs.chunks"
+#define XATTR_SOURCE "user.hollowfs.source"
+#define XATTR_SHA256 "user.hollowfs.sha256"
+
+/* Reads that start this close to where the last one ended still count as
+ * sequential: the kernel sends readahead reads in parallel, and they may
+ * arrive slightly out of order. */
+#define RA_SLACK_BYTES (1u << 20)
+
+/* Per open file, in fi->fh. */
+struct fhandle {
+	struct fs_open_link link;	/* first: fs_free may free it */
+	pthread_mutex_t lock;
+	uint64_t idx;		/* manifest index */
+	struct fblob *fb;	/* borrowed from the inode table; NULL for an
+				 * empty file */
+	/* Readahead state, protected by lock: */
+	bool seen;		/* a read happened */
+	uint64_t last_off;	/* start of the last read */
+	uint64_t next_off;	/* end of the last read */
+	uint64_t window;	/* readahead bytes, 0: none */
+	uint64_t ra_next;	/* chunks below it were asked for already */
+};
+
+enum pr_state {
+	PR_SETUP,	/* op_read is still registering the interrupt hook */
+	PR_PARKED,	/* the callbacks own the reply */
+	PR_DONE,	/* done fired during setup: op_read replies */
+	PR_CANCELLED,	/* interrupted during setup: op_read says EINTR */
+	PR_CLAIMED,	/* someone is replying */
+};
+
+/* A parked read. Freed by whoever replies, after libfuse can no longer
+ * call the interrupt callback with it. */
+struct pending_read {
+	pthread_mutex_t lock;
+	fuse_req_t req;
+	struct fs *fs;
+	struct fblob *fb;		/* a reference, dropped by pr_free */
+	uint64_t idx;			/* manifest index, for log lines */
+	uint64_t off;
+	size_t len;
+	struct sched_waiter *waiter;	/* valid while state is SETUP or
+					 * PARKED: done has not returned */
+	enum pr_state state;		/* protected by lock */
+	int err;			/* protected by lock: done's error */
+	bool cancel_tried;		/* protected by lock */
+};
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void fill_entry(struct fs *fs, uint64_t idx,
+		       struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = idx + 1;
+	e->generation = 1;
+	e->attr_timeout = FS_TIMEOUT_S;
+	e->entry_timeout = FS_TIMEOUT_S;
+	fs_fill_attr(fs, idx, &e->attr);
+}
+
+/* ---- setup and metadata ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* fuse_reply_data() can then move blob pages to the kernel. */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* The snapshot never changes: nothing to invalidate. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/*
+	 * conn->max_readahead already holds the largest window the kernel
+	 * accepts; keep it: kernel readahead turns a sequential reader
+	 * into parallel READs, and our own readahead (per handle, below)
+	 * works in whole chunks ahead of them.
+	 */
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs *fs = req_fs(req);
+	struct fuse_entry_param e;
+	uint64_t pidx, idx;
+	int err;
+
+	if (!fs_entry(fs, parent, &pidx)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	err = manifest_lookup(fs->manifest, pidx, name, &idx);
+	if (err == -ENOENT) {
+		/* A negative entry the kernel may keep: imports and loaders
+		 * probe many names that never appear. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = FS_TIMEOUT_S;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (err) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	fill_entry(fs, idx, &e);
+	fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	/* Inodes are manifest indexes: stable, never freed. */
+	(void)ino;
+	(void)nlookup;
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	(void)count;
+	(void)forgets;
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct stat st;
+	uint64_t idx;
+
+	(void)fi;
+	if (!fs_entry(fs, ino, &idx)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	fs_fill_attr(fs, idx, &st);
+	fuse_reply_attr(req, &st, FS_TIMEOUT_S);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs *fs = req_fs(req);
+	struct statvfs sv;
+
+	(void)ino;
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = (fsblkcnt_t)((fs->total_bytes + 4095) / 4096);
+	sv.f_files = (fsfilcnt_t)fs->manifest->n;
+	sv.f_namemax = 255;
+	sv.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* ---- folders ---- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	const struct mentry *e;
+	uint64_t idx;
+
+	e = fs_entry(fs, ino, &idx);
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (e->type != MENTRY_DIR) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fi->fh = 0;
+	fi->keep_cache = 1;	/* listings never change */
+	fi->cache_readdir = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+/*
+ * Directory offsets are positions: 0 is ".", 1 is "..", 2 + i is child i;
+ * an entry's offset is the position of the next one.
+ */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, bool plus)
+{
+	struct fs *fs = req_fs(req);
+	const struct mentry *dir;
+	uint64_t idx, pos;
+	size_t used = 0;
+	char *buf;
+
+	dir = fs_entry(fs, ino, &idx);
+	if (!dir) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (dir->type != MENTRY_DIR) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (pos = off < 0 ? 0 : (uint64_t)off; pos < 2 + dir->nchildren;
+	     pos++) {
+		const char *name;
+		uint64_t cidx;
+		size_t ent;
+
+		if (pos == 0) {
+			name = ".";
+			cidx = idx;
+		} else if (pos == 1) {
+			name = "..";
+			cidx = dir->parent;
+		} else {
+			cidx = dir->children[pos - 2];
+			name = fs->manifest->entries[cidx].name;
+		}
+		if (plus) {
+			struct fuse_entry_param e;
+
+			fill_entry(fs, cidx, &e);
+			ent = fuse_add_direntry_plus(req, buf + used,
+						     size - used, name, &e,
+						     (off_t)pos + 1);
+		} else {
+			struct stat st;
+
+			fs_fill_attr(fs, cidx, &st);
+			ent = fuse_add_direntry(req, buf + used, size - used,
+						name, &st, (off_t)pos + 1);
+		}
+		if (ent > size - used)
+			break;	/* full: the kernel asks again from pos */
+		used += ent;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, true);
+}
+
+/* ---- files ---- */
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fhandle *fh;
+	const struct mentry *e;
+	struct fblob *fb = NULL;
+	uint64_t idx;
+	int err;
+
+	e = fs_entry(fs, ino, &idx);
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (e->type == MENTRY_DIR) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (e->size) {
+		err = fs_inode_fblob(fs, idx, &fb);	/* borrowed */
+		if (err) {
+			fs_warn(fs, idx, "cannot open the cache file of", err);
+			fuse_reply_err(req, EIO);
+			return;
+		}
+	}
+	fh = calloc(1, sizeof(*fh));
+	if (!fh) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&fh->lock, NULL);
+	fh->idx = idx;
+	fh->fb = fb;
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	fi->keep_cache = 1;	/* a pinned snapshot never changes */
+	fi->noflush = 1;	/* nothing to flush on close */
+	fs_open_add(fs, &fh->link);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		/* The open was interrupted: no release will come. */
+		fs_open_del(fs, &fh->link);
+		pthread_mutex_destroy(&fh->lock);
+		free(fh);
+	}
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fhandle *fh = (struct fhandle *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (fh) {
+		fs_open_del(req_fs(req), &fh->link);
+		pthread_mutex_destroy(&fh->lock);
+		free(fh);
+	}
+	fuse_reply_err(req, 0);
+}
+
+/* Replies len bytes at off of fb's local copy (splice when offered). */
+static void reply_from_blob(fuse_req_t req, struct fblob *fb, uint64_t off,
+			    size_t len)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+	int res;
+
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fblob_blob(fb)->files.data_fd;
+	bv.buf[0].pos = (off_t)off;
+	/* On a local failure fuse_reply_data replies the error itself. */
+	res = fuse_reply_data(req, &bv, 0);
+	if (res < 0)
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "reply of %zu bytes at %" PRIu64 " of '%s' failed: %s",
+		     len, off, fblob_name(fb), strerror(-res));
+}
+
+/* The reply to a read that failed with err (negative): EIO, said once. */
+static void reply_read_error(fuse_req_t req, struct fs *fs, uint64_t idx,
+			     int err)
+{
+	if (err == -ECANCELED)	/* unmounting */
+		hlog(HLOG_DEBUG, HLOG_FS, "read of '%s' cancelled",
+		     fs->manifest->entries[idx].path);
+	else
+		fs_warn(fs, idx, "read failed for", err);
+	fuse_reply_err(req, EIO);
+}
+
+static void pr_free(struct pending_read *pr)
+{
+	fblob_put(pr->fb);
+	pthread_mutex_destroy(&pr->lock);
+	free(pr);
+}
+
+/* A read answered from memory because the cache could not store it. */
+struct uncached_reply {
+	fuse_req_t req;
+	struct fs *fs;
+	uint64_t idx;
+};
+
+static void on_uncached_bytes(void *arg, int err, const char *buf,
+			      size_t len)
+{
+	struct uncached_reply *ur = arg;
+
+	if (err)
+		reply_read_error(ur->req, ur->fs, ur->idx, err);
+	else
+		fuse_reply_buf(ur->req, buf, len);
+	free(ur);
+}
+
+/*
+ * The cache's disk is full (or over quota): the chunks could not be
+ * stored, but the read is still answered, with bytes fetched into memory
+ * for it alone (DESIGN.md "Fetching"). The cache stays consistent: the
+ * chunks were never marked DONE. Takes over the reply of req.
+ */
+static void reply_uncached(fuse_req_t req, struct fs *fs, struct fblob *fb,
+			   uint64_t idx, uint64_t off, size_t len, int cause)
+{
+	struct uncached_reply *ur = malloc(sizeof(*ur));
+	int err;
+
+	if (!ur) {
+		reply_read_error(req, fs, idx, -ENOMEM);
+		return;
+	}
+	*ur = (struct uncached_reply){ .req = req, .fs = fs, .idx = idx };
+	fs_warn(fs, idx, "cache full: serving uncached", cause);
+	err = sched_read_uncached(fs->sched, fb, off, len, on_uncached_bytes,
+				  ur);
+	if (err) {
+		free(ur);
+		reply_read_error(req, fs, idx, err);
+	}
+}
+
+/* Sends the reply a finished pending read deserves; frees it. */
+static void pr_reply(struct pending_read *pr, enum pr_state st, int err)
+{
+	if (st == PR_CANCELLED)
+		fuse_reply_err(pr->req, EINTR);
+	else if (err == -ENOSPC || err == -EDQUOT)
+		reply_uncached(pr->req, pr->fs, pr->fb, pr->idx, pr->off,
+			       pr->len, err);
+	else if (err)
+		reply_read_error(pr->req, pr->fs, pr->idx, err);
+	else
+		reply_from_blob(pr->req, pr->fb, pr->off, pr->len);
+	pr_free(pr);
+}
+
+/*
+ * Interrupt callback. libfuse holds the request's lock around it, so it
+ * never runs concurrently with fuse_req_interrupt_func() on the same
+ * request. Called inline by fuse_req_interrupt_func() when the request
+ * was interrupted before op_read registered it: then the state is
+ * PR_SETUP and the reply is left to op_read (replying inline would free
+ * the request under libfuse's feet).
+ */
+static void on_interrupt(fuse_req_t req, void *arg)
+{
+	struct pending_read *pr = arg;
+	int res;
+
+	(void)req;
+	pthread_mutex_lock(&pr->lock);
+	if ((pr->state != PR_SETUP && pr->state != PR_PARKED) ||
+	    pr->cancel_tried) {
+		pthread_mutex_unlock(&pr->lock);
+		return;
+	}
+	/* done has not returned yet (it takes our lock first thing), so
+	 * the waiter is still valid. */
+	pr->cancel_tried = true;
+	res = sched_cancel(pr->fs->sched, pr->waiter);
+	if (res) {
+		/* done is running: it replies. */
+		pthread_mutex_unlock(&pr->lock);
+		return;
+	}
+	if (pr->state == PR_SETUP) {
+		pr->state = PR_CANCELLED;
+		pthread_mutex_unlock(&pr->lock);
+		return;
+	}
+	pr->state = PR_CLAIMED;
+	pthread_mutex_unlock(&pr->lock);
+	/*
+	 * From libfuse's interrupt path: it holds a count on the request,
+	 * and replying clears the hook, so this is the last call with pr.
+	 */
+	hlog(HLOG_DEBUG, HLOG_FS, "read of '%s' interrupted",
+	     pr->fs->manifest->entries[pr->idx].path);
+	pr_reply(pr, PR_CANCELLED, 0);
+}
+
+/* The scheduler's done callback: no lock held, any thread. */
+static void on_chunks_done(void *arg, int err)
+{
+	struct pending_read *pr = arg;
+
+	pthread_mutex_lock(&pr->lock);
+	assert(pr->state == PR_SETUP || pr->state == PR_PARKED);
+	pr->err = err;
+	if (pr->state == PR_SETUP) {
+		pr->state = PR_DONE;	/* op_read replies */
+		pthread_mutex_unlock(&pr->lock);
+		return;
+	}
+	pr->state = PR_CLAIMED;
+	pthread_mutex_unlock(&pr->lock);
+	/* Waits for a running on_interrupt and keeps later ones away. */
+	fuse_req_interrupt_func(pr->req, NULL, NULL);
+	pr_reply(pr, PR_DONE, err);
+}
+
+/*
+ * Parks a read of chunks [first, last]. Exactly one of op_read (here),
+ * on_chunks_done and on_interrupt replies and frees pr.
+ */
+static void park_read(fuse_req_t req, struct fs *fs, struct fhandle *fh,
+		      uint64_t off, size_t len, uint64_t first, uint64_t last)
+{
+	struct pending_read *pr;
+	enum pr_state st;
+	int res, err;
+
+	pr = calloc(1, sizeof(*pr));
+	if (!pr) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_init(&pr->lock, NULL);
+	pr->req = req;
+	pr->fs = fs;
+	fblob_get(fh->fb);
+	pr->fb = fh->fb;
+	pr->idx = fh->idx;
+	pr->off = off;
+	pr->len = len;
+	pr->state = PR_SETUP;
+
+	res = sched_want(fs->sched, pr->fb, first, last, SCHED_DEMAND,
+			 on_chunks_done, pr, &pr->waiter);
+	if (res == 1) {
+		/* Completed meanwhile: done will not be called. */
+		pr_reply(pr, PR_DONE, 0);
+		return;
+	}
+	if (res < 0) {
+		hlog(HLOG_DEBUG, HLOG_FS, "want of chunks %" PRIu64
+		     "-%" PRIu64 " of '%s' failed: %s", first, last,
+		     fblob_name(pr->fb), strerror(-res));
+		pr_reply(pr, PR_DONE, res);
+		return;
+	}
+
+	/* May call on_interrupt right here if already interrupted. */
+	fuse_req_interrupt_func(req, on_interrupt, pr);
+
+	pthread_mutex_lock(&pr->lock);
+	if (pr->state == PR_SETUP) {
+		pr->state = PR_PARKED;	/* the callbacks own pr now */
+		pthread_mutex_unlock(&pr->lock);
+		return;
+	}
+	st = pr->state;		/* PR_DONE or PR_CANCELLED */
+	err = pr->err;
+	pr->state = PR_CLAIMED;
+	pthread_mutex_unlock(&pr->lock);
+	fuse_req_interrupt_func(req, NULL, NULL);
+	pr_reply(pr, st, err);
+}
+
+/*
+ * Readahead for a handle: a read that starts where the last one ended
+ * doubles the window (one chunk first, up to opts.readahead_max); any
+ * other read resets it. Plans the chunks past last, up to the window,
+ * that are not asked for yet in this sequential run: returns true with
+ * [*from, *to] to want at READAHEAD priority.
+ */
+static bool readahead_plan(struct fs *fs, struct fhandle *fh,
+			   uint64_t off, size_t len, uint64_t last,
+			   uint64_t *from, uint64_t *to)
+{
+	uint64_t chunk = fs->opts.chunk_size, max = fs->opts.readahead_max;
+	uint64_t nchunks = chunkmap_nchunks(fblob_blob(fh->fb)->map);
+	bool seq, want = false;
+
+	pthread_mutex_lock(&fh->lock);
+	seq = fh->seen && off >= fh->last_off &&
+	      off <= fh->next_off + RA_SLACK_BYTES &&
+	      off + RA_SLACK_BYTES >= fh->next_off;
+	if (!seq || !max) {
+		fh->window = 0;
+		fh->ra_next = 0;
+	} else if (!fh->window) {
+		fh->window = chunk < max ? chunk : max;
+	} else {
+		fh->window = fh->window * 2 < max ? fh->window * 2 : max;
+	}
+	fh->seen = true;
+	fh->last_off = off;
+	fh->next_off = off + len;
+	if (fh->window) {
+		uint64_t n = fh->window / chunk ? fh->window / chunk : 1;
+
+		*from = last + 1 > fh->ra_next ? last + 1 : fh->ra_next;
+		*to = last + n < nchunks - 1 ? last + n : nchunks - 1;
+		if (*from <= *to) {
+			fh->ra_next = *to + 1;
+			want = true;
+		}
+	}
+	pthread_mutex_unlock(&fh->lock);
+	return want;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = req_fs(req);
+	struct fhandle *fh = (struct fhandle *)(uintptr_t)fi->fh;
+	const struct mentry *e;
+	uint64_t idx, first, last, uoff, ra_from = 0, ra_to = 0;
+	struct fblob *fb;
+	bool ra;
+	size_t len;
+	int res;
+
+	e = fs_entry(fs, ino, &idx);
+	if (!e || !fh) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	uoff = (uint64_t)off;
+	if (uoff >= e->size || !size || !fh->fb) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	len = e->size - uoff < size ? (size_t)(e->size - uoff) : size;
+	fb = fh->fb;	/* the inode table's: valid until unmount */
+	if (!chunkmap_chunks_for(fblob_blob(fb)->map, uoff, len, &first,
+				 &last)) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	/*
+	 * Plan the readahead now: once the reply is sent, the file may be
+	 * closed and fh freed by a RELEASE on another thread.
+	 */
+	ra = readahead_plan(fs, fh, uoff, len, last, &ra_from, &ra_to);
+	if (chunkmap_all_done(fblob_blob(fb)->map, first, last))
+		reply_from_blob(req, fb, uoff, len);
+	else
+		park_read(req, fs, fh, uoff, len, first, last);
+	/* req and fh may be gone: only fs and fb from here on. The demand
+	 * is queued first; readahead never delays it. */
+	if (!ra)
+		return;
+	res = sched_want(fs->sched, fb, ra_from, ra_to, SCHED_READAHEAD, NULL,
+			 NULL, NULL);
+	if (res < 0)
+		hlog(HLOG_DEBUG, HLOG_FS, "readahead of chunks %" PRIu64
+		     "-%" PRIu64 " of '%s' failed: %s", ra_from, ra_to,
+		     fblob_name(fb), strerror(-res));
+}
+
+/* ---- extended attributes ---- */
+
+/* Writes the value of name for entry idx into buf (NUL-terminated);
+ * 0, -ENODATA, or an error of opening the file's blob. */
+static int xattr_value(struct fs *fs, uint64_t idx, const char *name,
+		       char *buf, size_t buflen)
+{
+	const struct mentry *e = &fs->manifest->entries[idx];
+	const struct chunkmap *map;
+	struct fblob *fb;
+	int err;
+
+	if (e->type != MENTRY_FILE)
+		return -ENODATA;
+	if (!strcmp(name, XATTR_SOURCE)) {
+		struct fblob_target t;
+		char *idbuf = malloc(buflen);
+
+		if (!idbuf)
+			return -ENOMEM;
+		source_target(fs->source, fs->manifest, idx, &t, idbuf,
+			      buflen);
+		err = t.url ? 0 : -ENODATA;
+		if (!err)
+			snprintf(buf, buflen, "%s", t.url);
+		free(idbuf);
+		return err;
+	}
+	if (!strcmp(name, XATTR_SHA256)) {
+		if (!e->hash_kind || strcmp(e->hash_kind, "sha256") ||
+		    !e->content_id)
+			return -ENODATA;
+		snprintf(buf, buflen, "%s", e->content_id);
+		return 0;
+	}
+	if (strcmp(name, XATTR_CACHED) && strcmp(name, XATTR_CHUNKS))
+		return -ENODATA;
+	if (!e->size) {
+		snprintf(buf, buflen, "%s",
+			 strcmp(name, XATTR_CACHED) ? "0/0" : "0");
+		return 0;
+	}
+	err = fs_inode_fblob(fs, idx, &fb);	/* borrowed */
+	if (err)
+		return err;
+	map = fblob_blob(fb)->map;
+	if (!strcmp(name, XATTR_CACHED))
+		snprintf(buf, buflen, "%" PRIu64, chunkmap_done_bytes(map));
+	else
+		snprintf(buf, buflen, "%" PRIu64 "/%" PRIu64,
+			 chunkmap_done_count(map), chunkmap_nchunks(map));
+	return 0;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct fs *fs = req_fs(req);
+	size_t buflen = 8192, len;
+	uint64_t idx;
+	char *buf;
+	int err;
+
+	if (!fs_entry(fs, ino, &idx)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (strncmp(name, "user.hollowfs.", 14)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	buf = malloc(buflen);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	err = xattr_value(fs, idx, name, buf, buflen);
+	if (err == -ENODATA || err == -ENOMEM) {
+		fuse_reply_err(req, -err);
+		goto out_free;
+	}
+	if (err) {
+		fs_warn(fs, idx, "cannot open the cache file of", err);
+		fuse_reply_err(req, EIO);
+		goto out_free;
+	}
+	len = strlen(buf);	/* no NUL in the value, as getfattr expects */
+	if (!size)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
+out_free:
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	static const char file_names[] = XATTR_CACHED "\0" XATTR_CHUNKS
+		"\0" XATTR_SOURCE "\0";
+	struct fs *fs = req_fs(req);
+	const struct mentry *e;
+	char names[sizeof(file_names) + sizeof(XATTR_SHA256)];
+	size_t len = 0;
+	uint64_t idx;
+
+	e = fs_entry(fs, ino, &idx);
+	if (!e) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (e->type == MENTRY_FILE) {
+		memcpy(names, file_names, sizeof(file_names) - 1);
+		len = sizeof(file_names) - 1;
+		if (e->hash_kind && !strcmp(e->hash_kind, "sha256") &&
+		    e->content_id) {
+			memcpy(names + len, XATTR_SHA256, sizeof(XATTR_SHA256));
+			len += sizeof(XATTR_SHA256);
+		}
+	}
+	if (!size)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, names, len);
+}
+
+/* ---- everything that would change the tree: EROFS ---- */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)attr;
+	(void)to_set;
+	(void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	(void)parent;
+	(void)name;
+	(void)newparent;
+	(void)newname;
+	(void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)buf;
+	(void)size;
+	(void)off;
+	(void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino;
+	(void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t offset, off_t length, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)mode;
+	(void)offset;
+	(void)length;
+	(void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+			       off_t off_in, struct fuse_file_info *fi_in,
+			       fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len,
+			       int flags)
+{
+	(void)ino_in;
+	(void)off_in;
+	(void)fi_in;
+	(void)ino_out;
+	(void)off_out;
+	(void)fi_out;
+	(void)len;
+	(void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops fs_ll_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.statfs = op_statfs,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.write = op_write,
+	.create = op_create,
+	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.copy_file_range = op_copy_file_range,
+};

@@ -1,0 +1,648 @@
+"""Fixtures and helpers of the hollowfs integration tests (pytest-3).
+
+Every test mounts the real daemon with `hollowfs -f` into its own tmp_path,
+serves its files with scripts/testserver.py (or nginx) on 127.0.0.1, and
+checks the bytes, the server's access log and the daemon's log:
+
+- the daemon must exit 0 at unmount (so ASan leak reports surface);
+- any daemon log line matching BAD_LINE fails the test unless the test
+  allowed that line with a regex (Mount.allow);
+- a test that cannot run (not root, no /dev/fuse, no binary) is skipped;
+- the logs of a failed test are copied to
+  $HOLLOWFS_BUILD/integration-logs/<test name>/.
+
+Environment: HOLLOWFS_BUILD (the meson build dir holding the hollowfs binary,
+default REPO/build) and HOLLOWFS_SOURCE (the repo, default: found from here).
+"""
+
+import errno
+import hashlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(os.environ.get("HOLLOWFS_SOURCE")
+            or Path(__file__).resolve().parents[2])
+BUILD = Path(os.environ.get("HOLLOWFS_BUILD") or REPO / "build")
+HOLLOWFS = BUILD / "hollowfs"
+LOG_KEEP_DIR = BUILD / "integration-logs"
+
+sys.path.insert(0, str(REPO / "scripts"))
+from testserver import TestServer  # noqa: E402
+
+KiB = 1024
+MiB = 1024 * 1024
+
+MOUNT_DEADLINE_S = 20
+UMOUNT_DEADLINE_S = 15
+
+# A daemon log line like this fails the test unless the test allows it.
+BAD_LINE = re.compile(
+    r"error|warning|fatal|sanitizer|runtime error|leak|assertion",
+    re.IGNORECASE)
+
+
+# ---- which tests can run -------------------------------------------------
+
+def _cannot_run():
+    """Why the mount tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root (FUSE mounts with allow_other, mount(8))"
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    try:
+        fd = os.open("/dev/fuse", os.O_RDWR)
+        os.close(fd)
+    except OSError as e:
+        return f"/dev/fuse cannot be opened: {e}"
+    if not shutil.which("fusermount3"):
+        return "no fusermount3 (Debian package fuse3)"
+    if not os.access(HOLLOWFS, os.X_OK):
+        return f"no hollowfs binary at {HOLLOWFS} (build it, or set " \
+               f"HOLLOWFS_BUILD)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def hollowfs_bin():
+    why = _cannot_run()
+    if why:
+        pytest.skip(why)
+    return HOLLOWFS
+
+
+# ---- keeping the logs of failed tests ------------------------------------
+
+# nodeid -> list of (label, path) of log files worth keeping.
+_LOGS = {}
+
+
+def register_log(request, label, path):
+    """Keeps path (or what path() returns then) if the test fails."""
+    _LOGS.setdefault(request.node.nodeid, []).append((label, path))
+
+
+def _safe_name(nodeid):
+    name = nodeid.replace("/", "_").replace("::", "__")
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)[:150]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    failed = (getattr(item, "_hollowfs_failed", False) or rep.failed
+              or hasattr(rep, "wasxfail"))
+    item._hollowfs_failed = failed
+    if rep.when != "teardown":
+        return
+    logs = _LOGS.pop(item.nodeid, [])
+    if not failed or not logs:
+        return
+    dest = LOG_KEEP_DIR / _safe_name(item.nodeid)
+    try:
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True, exist_ok=True)
+        for i, (label, path) in enumerate(logs):
+            path = Path(path() if callable(path) else path)
+            if path.is_file():
+                shutil.copy(path, dest / f"{i:02d}-{label}")
+        rep.sections.append(("hollowfs logs", f"kept in {dest}"))
+    except OSError as e:
+        rep.sections.append(("hollowfs logs", f"not kept: {e}"))
+
+
+# ---- data -----------------------------------------------------------------
+
+def randbytes(size, seed):
+    return random.Random(seed).randbytes(size)
+
+
+def write_random_file(path, size, seed=None):
+    """Writes size pseudo-random bytes to path; returns their sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(str(path) if seed is None else seed)
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 * MiB)
+            block = rng.randbytes(n)
+            h.update(block)
+            f.write(block)
+            left -= n
+    return h.hexdigest()
+
+
+def sha256_file(path, bufsize=1 * MiB):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(bufsize)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def make_tree(root, spec):
+    """Creates files under root: spec maps a relative path to a size (random
+    bytes), to bytes, or to None (an empty folder). Returns
+    {relpath: sha256} of the files."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    hashes = {}
+    for rel, what in spec.items():
+        p = root / rel
+        if what is None:
+            p.mkdir(parents=True, exist_ok=True)
+            continue
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(what, int):
+            hashes[rel] = write_random_file(p, what, seed=rel)
+        else:
+            p.write_bytes(what)
+            hashes[rel] = hashlib.sha256(what).hexdigest()
+    return hashes
+
+
+def tree_files(top):
+    """{relpath: size} of every regular file under top, and the set of
+    folders (relative), walking with os.walk."""
+    files, dirs = {}, set()
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = os.path.relpath(dirpath, top)
+        for d in dirnames:
+            dirs.add(os.path.normpath(os.path.join(rel, d)))
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            files[os.path.normpath(os.path.join(rel, f))] = os.stat(p).st_size
+    return files, dirs
+
+
+def getxattr_str(path, name):
+    return os.getxattr(path, name).rstrip(b"\0").decode()
+
+
+def cached_bytes(path):
+    return int(getxattr_str(path, "user.hollowfs.cached"))
+
+
+def chunks_xattr(path):
+    done, total = getxattr_str(path, "user.hollowfs.chunks").split("/")
+    return int(done), int(total)
+
+
+def nchunks(size, chunk):
+    return (size + chunk - 1) // chunk
+
+
+# ---- the access log -------------------------------------------------------
+
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+
+
+def file_gets(log, url_path, since=0.0):
+    """The GETs of url_path (status 200/206) in an access log, after time
+    since."""
+    return [e for e in log if e["method"] == "GET" and e["path"] == url_path
+            and e["t"] >= since and e["status"] in (200, 206)]
+
+
+def served_spans(entries):
+    """[start, end) of the file bytes each GET entry sent."""
+    spans = []
+    for e in entries:
+        start = 0
+        if e["status"] == 206:
+            m = _RANGE.match((e["range"] or "").strip())
+            assert m, f"206 for a range we cannot parse: {e}"
+            start = int(m.group(1))
+        if e["bytes"]:
+            spans.append((start, start + e["bytes"]))
+    return sorted(spans)
+
+
+def bytes_served(log, url_path, since=0.0):
+    return sum(e["bytes"] for e in file_gets(log, url_path, since))
+
+
+def assert_served_once(log, url_path, size, since=0.0):
+    """Every byte of [0, size) was sent exactly once by GETs of url_path."""
+    spans = served_spans(file_gets(log, url_path, since))
+    pos = 0
+    for start, end in spans:
+        assert start >= pos, (
+            f"{url_path}: bytes {start}-{min(end, pos) - 1} were fetched "
+            f"more than once; spans {spans}")
+        assert start == pos, (
+            f"{url_path}: bytes {pos}-{start - 1} never fetched; "
+            f"spans {spans}")
+        pos = end
+    assert pos == size, f"{url_path}: fetched {pos} of {size} bytes; {spans}"
+
+
+def settled_log(srv, quiet_s=0.3, timeout_s=5.0):
+    """The access log once no line was added for quiet_s (a request is
+    logged only after its last byte is sent)."""
+    deadline = time.monotonic() + timeout_s
+    last = srv.log()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = srv.log()
+        if len(now) == len(last):
+            return now
+        last = now
+    return last
+
+
+# ---- servers ---------------------------------------------------------------
+
+@pytest.fixture
+def server(request, tmp_path):
+    """Factory: server(root, faults=None, index="json") -> a running
+    TestServer (.url, .log(), .set_faults(), .stop()), stopped at
+    teardown."""
+    started = []
+
+    def start(root, faults=None, index="json"):
+        srv = TestServer(root, tmp_path, faults=faults, index=index)
+        started.append(srv)
+        n = len(started)
+        register_log(request, f"testserver{n}-access.log", srv.log_path)
+        register_log(request, f"testserver{n}-stderr", srv.stderr_path)
+        register_log(request, f"testserver{n}-faults.json", srv.faults_path)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} in "
+                       f"{timeout_s} s")
+
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    log_format jsonl escape=json '{{"uri":"$uri","range":"$http_range",'
+        '"status":$status,"bytes":$body_bytes_sent,'
+        '"method":"$request_method"}}';
+    access_log {dir}/access.log jsonl;
+    client_body_temp_path {dir}/tmp-body;
+    proxy_temp_path {dir}/tmp-proxy;
+    fastcgi_temp_path {dir}/tmp-fastcgi;
+    uwsgi_temp_path {dir}/tmp-uwsgi;
+    scgi_temp_path {dir}/tmp-scgi;
+    default_type application/octet-stream;
+    sendfile on;
+    keepalive_requests 10000;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        location /json/ {{
+            alias {root}/;
+            autoindex on;
+            autoindex_format json;
+        }}
+        location /html/ {{
+            alias {root}/;
+            autoindex on;
+            autoindex_exact_size on;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx serving root at /json/ (JSON autoindex) and /html/ (HTML
+    autoindex), in the foreground, all its files in dir."""
+
+    def __init__(self, root, dir):
+        self.dir = Path(dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conf = self.dir / "nginx.conf"
+        self.error_log = self.dir / "error.log"
+        self.access_log = self.dir / "access.log"
+        self.proc = None
+        for _ in range(5):  # the port we picked may be taken meanwhile
+            self.port = free_port()
+            self.conf.write_text(NGINX_CONF.format(
+                dir=self.dir, port=self.port, root=Path(root).resolve()))
+            self.proc = subprocess.Popen(
+                ["nginx", "-p", str(self.dir), "-c", str(self.conf),
+                 "-e", str(self.error_log)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=open(self.dir / "stderr", "wb"))
+            if wait_for_port(self.port, self.proc, 10, "nginx"):
+                break
+        else:
+            raise RuntimeError("nginx did not start: "
+                               + (self.dir / "stderr").read_text())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def log(self):
+        import json
+        try:
+            text = self.access_log.read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.split("\n")[:-1] if line]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def nginx(request, tmp_path):
+    """Factory: nginx(root) -> a running Nginx, stopped at teardown; skips
+    when nginx is not installed."""
+    if not shutil.which("nginx"):
+        pytest.skip("nginx is not installed (Debian package nginx-light)")
+    started = []
+
+    def start(root):
+        n = Nginx(root, tmp_path / f"nginx{len(started) + 1}")
+        started.append(n)
+        register_log(request, f"nginx{len(started)}-error.log", n.error_log)
+        register_log(request, f"nginx{len(started)}-access.log",
+                     n.access_log)
+        return n
+
+    yield start
+    for n in started:
+        n.stop()
+
+
+# ---- mounts ----------------------------------------------------------------
+
+def _unescape_mountinfo(s):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def mount_entry(mnt):
+    """The /proc/self/mountinfo fields (mountpoint, fstype, source) of the
+    topmost mount on mnt, or None."""
+    mnt = os.path.realpath(mnt)
+    found = None
+    with open("/proc/self/mountinfo", encoding="utf-8",
+              errors="surrogateescape") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            if _unescape_mountinfo(fields[4]) != mnt:
+                continue
+            rfields = right.split()
+            found = (mnt, rfields[0], _unescape_mountinfo(rfields[1]))
+    return found
+
+
+def is_mounted(mnt):
+    return mount_entry(mnt) is not None
+
+
+def fusermount_u(mnt, lazy=False):
+    args = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [str(mnt)]
+    return subprocess.run(args, stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=30)
+
+
+class MountFailed(AssertionError):
+    pass
+
+
+class Mount:
+    """One hollowfs daemon in the foreground, its mountpoint, cache and log.
+
+    start() runs `hollowfs -f -o cache=CACHE,OPTS SOURCE MNT` with stdout
+    and stderr to self.log_path and waits until MNT is mounted; umount()
+    unmounts and requires exit status 0 and a clean log.
+    """
+
+    def __init__(self, tmp_path, name, cache=None):
+        self.tmp_path = Path(tmp_path)
+        self.name = name
+        self.mnt = self.tmp_path / f"mnt-{name}"
+        self.mnt.mkdir(parents=True, exist_ok=True)
+        self.cache = Path(cache) if cache else self.tmp_path / "cache"
+        self.log_path = self.tmp_path / f"hollowfs-{name}.log"
+        self.allowed = []
+        self.proc = None
+        self.runs = 0  # how many times start() ran the daemon
+        self.exit_ok = True  # a kill -9 makes the status meaningless
+
+    # -- running --
+
+    def command(self, source, opts=None, foreground=True):
+        o = [f"cache={self.cache}"] + list(opts or [])
+        return ([str(HOLLOWFS)] + (["-f"] if foreground else [])
+                + ["-o", ",".join(o), source, str(self.mnt)])
+
+    def start(self, source, opts=None, wait=True):
+        assert self.proc is None or self.proc.poll() is not None, \
+            "already running"
+        assert not is_mounted(self.mnt), f"{self.mnt} is still mounted"
+        self.runs += 1
+        self.exit_ok = True
+        self.source = source
+        with open(self.log_path, "ab") as log:
+            cmd = " ".join(self.command(source, opts))
+            log.write(f"=== run {self.runs}: {cmd}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.command(source, opts), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log)
+        self.pid = self.proc.pid
+        if wait:
+            self.wait_mounted()
+        return self
+
+    def wait_mounted(self, deadline_s=MOUNT_DEADLINE_S):
+        deadline = time.monotonic() + deadline_s
+        while True:
+            if self.proc.poll() is not None:
+                raise MountFailed(
+                    f"hollowfs exited with status {self.proc.returncode} "
+                    f"before mounting:\n{self.log_text()}")
+            if is_mounted(self.mnt):
+                return
+            if time.monotonic() > deadline:
+                raise MountFailed(
+                    f"{self.mnt} not mounted after {deadline_s} s:\n"
+                    f"{self.log_text()}")
+            time.sleep(0.02)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def umount(self, check=True, timeout_s=UMOUNT_DEADLINE_S):
+        """fusermount3 -u (falling back to -z), waits for the daemon; with
+        check, asserts exit status 0 and a clean log. Returns the seconds
+        it took."""
+        t0 = time.monotonic()
+        if is_mounted(self.mnt):
+            r = fusermount_u(self.mnt)
+            if r.returncode != 0 and is_mounted(self.mnt):
+                fusermount_u(self.mnt, lazy=True)
+        rc = self.wait_exit(timeout_s)
+        took = time.monotonic() - t0
+        if check:
+            assert rc == 0, (f"hollowfs exited with status {rc}:\n"
+                             f"{self.log_text()}")
+            assert not is_mounted(self.mnt)
+            self.check_log()
+        return took
+
+    def wait_exit(self, timeout_s):
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"hollowfs did not exit within {timeout_s} s of the "
+                f"unmount:\n{self.log_text()}")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill9(self):
+        """kill -9 the daemon, then lazily unmount its dead mount."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.exit_ok = False
+        fusermount_u(self.mnt, lazy=True)
+        assert not is_mounted(self.mnt)
+
+    def cleanup(self):
+        """Teardown: never leave a mount or a process behind."""
+        if is_mounted(self.mnt):
+            fusermount_u(self.mnt, lazy=True)
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    # -- the log --
+
+    def allow(self, *patterns):
+        """Lets log lines matching any of these regexes (re.search) pass
+        check_log."""
+        self.allowed.extend(patterns)
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines(self):
+        return [line for line in self.log_text().splitlines()
+                if not line.startswith("=== run ")]
+
+    def bad_lines(self, allowed=()):
+        pats = [re.compile(p) for p in list(self.allowed) + list(allowed)]
+        bad = []
+        for line in self.log_lines():
+            # Paths the test chose (pytest names tmp_path after the test)
+            # are not the daemon's words.
+            text = line.replace(str(self.tmp_path), "<tmp>")
+            if BAD_LINE.search(text) and not any(p.search(line)
+                                                 for p in pats):
+                bad.append(line)
+        return bad
+
+    def check_log(self, allowed=()):
+        bad = self.bad_lines(allowed)
+        assert not bad, ("unexpected lines in the daemon log:\n"
+                         + "\n".join(bad))
+
+    def path(self, rel=""):
+        return self.mnt / rel if rel else self.mnt
+
+
+@pytest.fixture
+def make_mount(request, tmp_path, hollowfs_bin):
+    """Factory: make_mount(name="m", cache=None) -> a Mount (not started).
+    At teardown each mount is unmounted; if the test did not unmount it
+    itself, teardown does, requiring exit status 0 and a clean log."""
+    mounts = []
+
+    def make(name="m", cache=None):
+        m = Mount(tmp_path, name, cache)
+        mounts.append(m)
+        register_log(request, f"hollowfs-{name}.log", lambda: m.log_path)
+        return m
+
+    yield make
+    errors = []
+    for m in mounts:
+        if m.running() and m.exit_ok:
+            try:
+                m.umount(check=True)
+            except AssertionError as e:
+                errors.append(str(e))
+        m.cleanup()
+    if errors and not getattr(request.node, "_hollowfs_failed", False):
+        pytest.fail("\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def mount(make_mount):
+    """One Mount named "m" with the cache tmp_path/cache."""
+    return make_mount()
+
+
+def expect_errno(err, fn, *args, **kwargs):
+    """Calls fn, asserting it raises OSError with errno err."""
+    with pytest.raises(OSError) as ei:
+        fn(*args, **kwargs)
+    assert ei.value.errno == err, (
+        f"{fn.__name__}{args}: expected {errno.errorcode[err]}, got "
+        f"{ei.value!r}")
+    return ei.value
