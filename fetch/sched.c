@@ -1002,6 +1002,8 @@ static void verify_step(struct sched *s, struct fblob *fb)
 				hlog(HLOG_WARN, HLOG_STATE,
 				     "discarding '%s' failed: %s", fb->name,
 				     strerror(-err));
+			if (s->o.on_corrupt)
+				s->o.on_corrupt(s->o.on_verified_arg, fb);
 			return;
 		}
 		err = verify_mark(b, fb->hash_kind, fb->hash);

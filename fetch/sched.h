@@ -46,7 +46,10 @@ struct sched_opts {
 	 * hash is complete and verified (also at open when it was verified
 	 * before); may be NULL. */
 	void (*on_verified)(void *arg, struct fblob *fb);
-	void *on_verified_arg;
+	/* Called the same way when a complete blob failed its hash, after
+	 * it was failed and discarded (so caches above can drop it). */
+	void (*on_corrupt)(void *arg, struct fblob *fb);
+	void *on_verified_arg;	/* for both */
 };
 
 void sched_opts_default(struct sched_opts *o);

@@ -36,6 +36,7 @@ static const struct {
 	{ "http", &source_http_ops },
 	{ "https", &source_http_ops },
 	{ "file", &source_file_ops },
+	{ "hf", &source_hf_ops },
 };
 
 #define EXPECTED_FORMS "expected http://, https:// or file://"
@@ -83,10 +84,6 @@ int source_open(const char *spec, const struct source_opts *o,
 	for (k = 0; k < i; k++)
 		scheme[k] = (char)tolower((unsigned char)spec[k]);
 	scheme[i] = '\0';
-	if (!strcmp(scheme, "hf")) {
-		snprintf(err, errlen, "hf:// sources are not supported yet");
-		return -EPROTONOSUPPORT;
-	}
 	for (k = 0; k < sizeof(registry) / sizeof(registry[0]); k++)
 		if (!strcmp(registry[k].scheme, scheme))
 			return registry[k].ops->open(spec, &eff, out, err,
@@ -246,6 +243,18 @@ void source_target(const struct source *src, const struct manifest *m,
 	t->auth = src->auth;
 	t->etag = etag;
 	t->name = en->path;
+	if (!strcmp(src->kind, "hf")) {
+		/* Pinned to a commit, named by its content hash: a file
+		 * unchanged between revisions is stored once. */
+		t->pinned = true;
+		t->etag = NULL;
+		if (en->content_id && en->hash_kind &&
+		    (!strcmp(en->hash_kind, "sha256") ||
+		     !strcmp(en->hash_kind, "git-sha1"))) {
+			t->hash_kind = en->hash_kind;
+			t->hash = en->content_id;
+		}
+	}
 	if (idlen)
 		idbuf[0] = '\0';
 	if (strcmp(src->kind, "http") && strcmp(src->kind, "file") &&

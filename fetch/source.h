@@ -92,6 +92,7 @@ bool source_err_is_network(int err);
 /* Scheme registry (source.c). */
 extern const struct source_ops source_http_ops;
 extern const struct source_ops source_file_ops;
+extern const struct source_ops source_hf_ops;
 
 /* Helpers shared by schemes. */
 /* Percent-encodes one path component (RFC 3986 unreserved kept). */

@@ -21,6 +21,7 @@
 
 #include "fs/fs.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -43,6 +45,7 @@
 #include "fetch/engine.h"
 #include "fetch/sched.h"
 #include "fetch/source.h"
+#include "fetch/source_hf.h"
 #include "state/cache.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
@@ -64,6 +67,7 @@ struct cli {
 	char *token_file;
 	char *log_file;
 	char *endpoint;
+	char *hf_cache;
 	bool foreground;
 	bool fuse_debug;
 	bool help;
@@ -100,6 +104,7 @@ enum {
 	KEY_OFFLINE,
 	KEY_TOKEN_FILE,
 	KEY_ENDPOINT,
+	KEY_HF_CACHE,
 	KEY_DEBUG,
 	KEY_LOG,
 	KEY_UID,
@@ -134,6 +139,7 @@ static const struct fuse_opt cli_opts[] = {
 	FUSE_OPT_KEY("offline", KEY_OFFLINE),
 	VALUE_OPT("token_file", KEY_TOKEN_FILE),
 	VALUE_OPT("endpoint", KEY_ENDPOINT),
+	VALUE_OPT("hf_cache", KEY_HF_CACHE),
 	FUSE_OPT_KEY("debug=", KEY_DEBUG),
 	VALUE_OPT("log", KEY_LOG),
 	VALUE_OPT("uid", KEY_UID),
@@ -167,7 +173,7 @@ static const char usage_text[] =
 "\n"
 "SOURCE:\n"
 "    hf://[datasets/|spaces/]OWNER/NAME[@REVISION][/SUBDIR]\n"
-"                           a Hugging Face repo (not supported yet)\n"
+"                           a Hugging Face repo, pinned to one commit\n"
 "    http://HOST/PATH/, https://HOST/PATH/\n"
 "                           a folder index (nginx, Apache) or one file\n"
 "    file:///ABS/PATH       a local or network folder\n"
@@ -196,12 +202,19 @@ static const char usage_text[] =
 "    -o retries=N           attempts after a failed one, 0 to 100\n"
 "                           (default: 4)\n"
 "    -o offline             never fetch: serve the snapshot saved in the\n"
-"                           cache and the chunks already cached\n"
+"                           cache and the chunks already cached (also\n"
+"                           HF_HUB_OFFLINE=1 for hf:// sources)\n"
 "    -o token_file=PATH     read the access token from PATH (default for\n"
-"                           hf:// sources: $HF_TOKEN, then $HF_TOKEN_PATH or\n"
-"                           $HF_HOME/token)\n"
+"                           hf:// sources: $HF_TOKEN,\n"
+"                           $HUGGING_FACE_HUB_TOKEN, then the file\n"
+"                           $HF_TOKEN_PATH or $HF_HOME/token, default\n"
+"                           ~/.cache/huggingface/token)\n"
 "    -o endpoint=URL        Hugging Face Hub endpoint (default: $HF_ENDPOINT,\n"
 "                           else https://huggingface.co)\n"
+"    -o hf_cache=DIR        hf:// only: place each verified, complete file\n"
+"                           into the huggingface_hub cache at DIR (e.g.\n"
+"                           ~/.cache/huggingface/hub), for use without\n"
+"                           the mount\n"
 "    -o debug=CATS          debug logs of categories fs, fetch, sched, state,\n"
 "                           http, joined by commas, or all\n"
 "    -o log=FILE            append logs to FILE (default: stderr with -f,\n"
@@ -457,6 +470,10 @@ static int opt_proc(void *data, const char *arg, int key,
 			return bad_value("endpoint", val,
 					 "expected an http:// or https:// URL");
 		return set_str(&c->endpoint, val);
+	case KEY_HF_CACHE:
+		if (!*val)
+			return bad_value("hf_cache", val, "expected a folder");
+		return set_str(&c->hf_cache, val);
 	case KEY_DEBUG:
 		if (hlog_set_debug(val))
 			return bad_value("debug", val,
@@ -512,6 +529,7 @@ static void cli_release(struct cli *c)
 	free(c->token_file);
 	free(c->log_file);
 	free(c->endpoint);
+	free(c->hf_cache);
 }
 
 /* The options every hollowfs mount has, for libfuse. 0 or -ENOMEM. */
@@ -638,10 +656,46 @@ static char *hf_token_path(void)
  * file, so a Hub token never goes to another server. 0 with *out owned
  * or NULL; -1 after printing the error line.
  */
+/*
+ * A token from the environment as huggingface_hub cleans it: line breaks
+ * removed, surrounding white space stripped. A new string, or NULL when
+ * nothing is left (errno 0) or out of memory (errno ENOMEM).
+ */
+static char *token_clean(const char *v)
+{
+	size_t len = strlen(v), i, n = 0;
+	char *t;
+
+	while (len && isspace((unsigned char)v[len - 1]))
+		len--;
+	while (len && isspace((unsigned char)*v)) {
+		v++;
+		len--;
+	}
+	t = malloc(len + 1);
+	if (!t) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < len; i++)
+		if (v[i] != '\r' && v[i] != '\n')
+			t[n++] = v[i];
+	t[n] = '\0';
+	if (!n) {
+		free(t);
+		errno = 0;
+		return NULL;
+	}
+	return t;
+}
+
 static int get_token(const struct cli *c, char **out)
 {
+	static const char *const env_names[] = { "HF_TOKEN",
+						 "HUGGING_FACE_HUB_TOKEN" };
 	const char *env;
 	char *path;
+	size_t i;
 	int err;
 
 	*out = NULL;
@@ -656,16 +710,19 @@ static int get_token(const struct cli *c, char **out)
 				c->token_file, strerror(-err));
 		return err ? -1 : 0;
 	}
-	if (strncmp(c->source, "hf://", 5))
-		return 0;
-	env = getenv("HF_TOKEN");
-	if (env && *env) {
-		*out = strdup(env);
-		if (!*out) {
+	if (strncasecmp(c->source, "hf://", 5))
+		return 0;	/* a Hub token never goes to another server */
+	for (i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++) {
+		env = getenv(env_names[i]);
+		if (!env)
+			continue;
+		*out = token_clean(env);
+		if (!*out && errno == ENOMEM) {
 			fprintf(stderr, "hollowfs: out of memory\n");
 			return -1;
 		}
-		return 0;
+		if (*out)
+			return 0;
 	}
 	path = hf_token_path();
 	if (!path)
@@ -821,6 +878,90 @@ static void detach_from_terminal(int notify_fd, FILE *logf)
 	close(notify_fd);
 }
 
+/* True when the environment variable is 1, true, yes or on. */
+static bool env_true(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") ||
+		     !strcasecmp(v, "yes") || !strcasecmp(v, "on"));
+}
+
+/* ---- the huggingface_hub cache export (-o hf_cache=) ---- */
+
+/* Set up before the scheduler starts; src, m, cache and se are filled
+ * in once the snapshot is listed and the session exists, then ready is
+ * set. */
+struct hf_export {
+	char *dir;			/* absolute, owned; NULL: no export */
+	struct source *src;		/* borrowed */
+	struct manifest *m;		/* borrowed */
+	struct cache *cache;		/* borrowed */
+	struct fuse_session *se;	/* borrowed */
+	_Atomic bool ready;
+};
+
+/*
+ * The scheduler's on_corrupt (saver thread, no lock held): a complete
+ * file failed its hash and was discarded. The kernel may still hold its
+ * pages (keep_cache), so they are dropped for every path with that
+ * content, and reads come to us and fail with EIO until a remount.
+ */
+static void on_corrupt_invalidate(void *arg, struct fblob *fb)
+{
+	struct hf_export *hx = arg;
+	const char *hash = fblob_hash(fb);
+	size_t i;
+
+	if (!atomic_load(&hx->ready) || !hash)
+		return;
+	for (i = 0; i < hx->m->n; i++) {
+		const struct mentry *e = &hx->m->entries[i];
+
+		if (e->type == MENTRY_FILE && e->content_id &&
+		    !strcmp(e->content_id, hash))
+			fuse_lowlevel_notify_inval_inode(hx->se, i + 1, 0, 0);
+	}
+}
+
+/*
+ * The scheduler's on_verified (saver thread, no lock held): a complete
+ * file passed its hash, so every path of the snapshot with that content
+ * is placed into the huggingface_hub cache. Never a partial file: only
+ * verified blobs come here, and hf_cache_export renames into place.
+ */
+static void on_verified_export(void *arg, struct fblob *fb)
+{
+	struct hf_export *hx = arg;
+	const char *hash = fblob_hash(fb);
+	char path[PATH_MAX];
+	size_t i;
+	int err;
+
+	if (!atomic_load(&hx->ready) || !hash || !hx->dir)
+		return;
+	err = cache_blob_path(hx->cache, fblob_blob(fb)->hex, "", path,
+			      sizeof(path));
+	if (err)
+		return;
+	for (i = 0; i < hx->m->n; i++) {
+		const struct mentry *e = &hx->m->entries[i];
+
+		if (e->type != MENTRY_FILE || !e->content_id ||
+		    strcmp(e->content_id, hash))
+			continue;
+		err = hf_cache_export(hx->dir, hx->src, hx->m, i, path);
+		if (err)
+			hlog(HLOG_WARN, HLOG_FS,
+			     "exporting '%s' to the hf cache '%s' failed: %s",
+			     e->path, hx->dir, strerror(-err));
+		else
+			hlog(HLOG_DEBUG, HLOG_FS,
+			     "exported '%s' to the hf cache '%s'", e->path,
+			     hx->dir);
+	}
+}
+
 /* ---- main ---- */
 
 static void print_version(void)
@@ -861,6 +1002,7 @@ int main(int argc, char *argv[])
 	struct engine *engine = NULL;
 	struct sched *sched = NULL;
 	struct manifest *m = NULL;
+	struct hf_export hx = { .dir = NULL };
 	char errbuf[1024], cache_dir[PATH_MAX];
 	char *token = NULL, *cache_opt = NULL, *mnt = NULL;
 	FILE *logf = NULL;
@@ -945,6 +1087,23 @@ int main(int argc, char *argv[])
 			errbuf[0] ? errbuf : strerror(-err));
 		goto out;
 	}
+	if (!strcmp(src->kind, "hf") && env_true("HF_HUB_OFFLINE"))
+		c.offline = true;	/* as huggingface_hub does */
+	if (c.hf_cache) {
+		if (strcmp(src->kind, "hf")) {
+			fprintf(stderr, "hollowfs: bad value '%s' for option "
+				"hf_cache: only hf:// sources have a "
+				"huggingface_hub cache\n", c.hf_cache);
+			ret = EXIT_USAGE;
+			goto out;
+		}
+		hx.dir = abs_path(c.hf_cache);
+		if (!hx.dir) {
+			fprintf(stderr, "hollowfs: hf cache '%s': %s\n",
+				c.hf_cache, strerror(errno));
+			goto out;
+		}
+	}
 
 	if (c.cache) {
 		cache_opt = abs_path(c.cache);
@@ -994,6 +1153,9 @@ int main(int argc, char *argv[])
 	sched_opts_default(&so);
 	so.chunk_size = (uint32_t)c.chunk_size;
 	so.offline = c.offline;
+	so.on_verified = on_verified_export;
+	so.on_corrupt = on_corrupt_invalidate;
+	so.on_verified_arg = &hx;
 	err = sched_new(&so, cache, engine, &sched);
 	if (err) {
 		fprintf(stderr, "hollowfs: cannot start the scheduler: %s\n",
@@ -1017,6 +1179,11 @@ int main(int argc, char *argv[])
 		hlog(HLOG_WARN, HLOG_FS,
 		     "'%s' is unreachable: serving snapshot %s saved in the "
 		     "cache", c.source, m->version ? m->version : "(unknown)");
+	hx.src = src;
+	hx.m = m;
+	hx.cache = cache;
+	hx.se = se;
+	atomic_store(&hx.ready, true);
 	err = fs_attach(fs, src, m, sched);
 	if (err) {
 		fprintf(stderr, "hollowfs: cannot build the tree of '%s': %s\n",
@@ -1098,6 +1265,7 @@ out:
 		fclose(logf);
 	}
 	fuse_opt_free_args(&args);
+	free(hx.dir);
 	cli_release(&c);
 	return ret;
 }

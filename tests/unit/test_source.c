@@ -325,8 +325,6 @@ static void test_open_malformed(void **state)
 		  "unknown scheme 's3' in SOURCE 'S3://bucket/prefix'" },
 		{ "averyveryveryveryveryverylongscheme://x", -EPROTONOSUPPORT,
 		  "unknown scheme 'averyveryveryveryveryverylongsch...'" },
-		{ "hf://meta-llama/Llama-3", -EPROTONOSUPPORT,
-		  "hf:// sources are not supported yet" },
 		{ "file://relative/path", -EINVAL,
 		  "malformed SOURCE 'file://relative/path': expected "
 		  "file:///ABSOLUTE/PATH" },
