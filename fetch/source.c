@@ -107,6 +107,28 @@ void source_free(struct source *src)
 	src->ops->free(src);
 }
 
+int source_set_token(struct source *src, const char *token, char *err,
+		     size_t errlen)
+{
+	const char *p;
+
+	if (!token || !*token)
+		return 0;
+	for (p = token; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			/* Never echoed: it is a secret. */
+			snprintf(err, errlen, "the token contains control "
+				 "characters (a second line?)");
+			return -EINVAL;
+		}
+	}
+	if (asprintf(&src->auth, "Authorization: Bearer %s", token) < 0) {
+		src->auth = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Pins a fresh listing: saves it as the snapshot and ref "latest". A
  * cache that can't take it costs offline remounts only: a warning. */
 static void snapshot_save(struct source *src, struct cache *c,

@@ -95,6 +95,13 @@ extern const struct source_ops source_file_ops;
 extern const struct source_ops source_hf_ops;
 
 /* Helpers shared by schemes. */
+/*
+ * Sets src->auth to "Authorization: Bearer TOKEN" when token is not NULL
+ * or empty. A token with control characters (a second line pasted in) is
+ * refused with one line in err that does not echo it: -EINVAL; -ENOMEM.
+ */
+int source_set_token(struct source *src, const char *token, char *err,
+		     size_t errlen) __attribute__((warn_unused_result));
 /* Percent-encodes one path component (RFC 3986 unreserved kept). */
 char *url_escape_component(const char *s);
 /* Percent-decodes in place; -EINVAL on a bad escape or an embedded NUL. */

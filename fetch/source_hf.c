@@ -1195,24 +1195,9 @@ static int hf_open(const char *spec, const struct source_opts *o,
 		h->base.cache_key = NULL;
 		goto fail;
 	}
-	if (o && o->token && *o->token) {
-		const char *p;
-
-		for (p = o->token; *p; p++) {
-			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				/* Never echoed: it is a secret. */
-				snprintf(err, errlen, "the token contains "
-					 "control characters (a second line?)");
-				rc = -EINVAL;
-				goto fail;
-			}
-		}
-		if (asprintf(&h->base.auth, "Authorization: Bearer %s",
-			     o->token) < 0) {
-			h->base.auth = NULL;
-			goto fail;
-		}
-	}
+	rc = source_set_token(&h->base, o ? o->token : NULL, err, errlen);
+	if (rc)
+		goto fail;
 	*out = &h->base;
 	return 0;
 fail:
@@ -1320,24 +1305,6 @@ int hf_cache_resolve_dir(char *out, size_t outlen)
 		return -ENOENT;
 	}
 	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
-}
-
-static uint64_t nonce(void)
-{
-	static atomic_uint_least64_t seq;
-	struct {
-		struct timespec ts;
-		pid_t pid;
-		uint64_t seq;
-		const void *stack;
-	} seed;
-
-	memset(&seed, 0, sizeof(seed));
-	clock_gettime(CLOCK_REALTIME, &seed.ts);
-	seed.pid = getpid();
-	seed.seq = atomic_fetch_add(&seq, 1);
-	seed.stack = &seed;
-	return XXH3_64bits(&seed, sizeof(seed));
 }
 
 static int path_fmt(char *out, size_t outlen, const char *fmt, ...)
@@ -1480,7 +1447,8 @@ static int place_blob(const char *dst, const char *src, uint64_t size)
 		/* huggingface_hub's own in-flight name: its tools clean
 		 * up what a killed process leaves. */
 		err = path_fmt(tmp, sizeof(tmp), "%s.%08llx.incomplete", dst,
-			       (unsigned long long)(nonce() & 0xffffffffu));
+			       (unsigned long long)(cache_nonce() &
+						    0xffffffffu));
 		if (err)
 			return err;
 		if (link(src, tmp) == 0)
@@ -1530,7 +1498,7 @@ static int place_symlink(const char *path, const char *target)
 	}
 	for (tries = 0; tries < 16; tries++) {
 		err = path_fmt(tmp, sizeof(tmp), "%s.tmp.%016llx", path,
-			       (unsigned long long)nonce());
+			       (unsigned long long)cache_nonce());
 		if (err)
 			return err;
 		if (symlink(target, tmp) == 0)

@@ -853,25 +853,9 @@ static int http_open(const char *spec, const struct source_opts *o,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (o && o->token && *o->token) {
-		const char *p;
-
-		for (p = o->token; *p; p++) {
-			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				/* Never echoed: it is a secret. */
-				snprintf(err, errlen, "the token contains "
-					 "control characters (a second line?)");
-				rc = -EINVAL;
-				goto fail;
-			}
-		}
-		if (asprintf(&h->base.auth, "Authorization: Bearer %s",
-			     o->token) < 0) {
-			h->base.auth = NULL;
-			rc = -ENOMEM;
-			goto fail;
-		}
-	}
+	rc = source_set_token(&h->base, o ? o->token : NULL, err, errlen);
+	if (rc)
+		goto fail;
 	*out = &h->base;
 	return 0;
 fail:

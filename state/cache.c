@@ -30,6 +30,7 @@
 #include "state/hlog.h"
 #include "state/manifest.h"
 #include "state/sidecar.h"
+#include "state/state_i.h"
 
 #define CHECK_BUF_LEN (1u << 20)	/* cache_chunk_check reads by 1 MiB */
 #define MANIFEST_MAX_LEN (1ull << 30)
@@ -40,24 +41,6 @@
 struct cache {
 	char *dir;	/* owned; no trailing '/' unless it is "/" */
 };
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* snprintf into out; -ENAMETOOLONG when it does not fit. */
 static int __attribute__((format(printf, 3, 4)))
@@ -160,8 +143,7 @@ static int fsync_parent(const char *path)
 	return err;
 }
 
-/* A name no other process is likely to pick; O_EXCL settles the rest. */
-static uint64_t tmp_nonce(void)
+uint64_t cache_nonce(void)
 {
 	static atomic_uint_least64_t seq;
 	struct {
@@ -186,7 +168,7 @@ int write_file_atomic(const char *path, const void *buf, size_t len)
 
 	for (tries = 0; tries < 16; tries++) {
 		err = path_fmt(tmp, sizeof(tmp), "%s.tmp.%016llx", path,
-			       (unsigned long long)tmp_nonce());
+			       (unsigned long long)cache_nonce());
 		if (err)
 			return err;
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
@@ -321,7 +303,7 @@ static int probe_writable(const char *dir)
 	int fd, err;
 
 	err = path_fmt(path, sizeof(path), "%s/.probe.%016llx", dir,
-		       (unsigned long long)tmp_nonce());
+		       (unsigned long long)cache_nonce());
 	if (err)
 		return err;
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);

@@ -139,6 +139,10 @@ int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 /* Reads exactly len bytes at off; -EIO on a premature end of file. */
 int pread_all(int fd, void *buf, size_t len, uint64_t off)
 	__attribute__((warn_unused_result));
+/* A number for temporary file names no other process is likely to pick
+ * (time, pid, a counter, hashed); O_EXCL settles the rest. */
+uint64_t cache_nonce(void);
+
 /* Writes path atomically: path.tmp.RANDOM (O_EXCL), fsync, rename, fsync
  * of the folder. On error the temporary is removed, and path is the old
  * file, or the new one if only the folder's fsync failed. */

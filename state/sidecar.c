@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "state/cache.h"
+#include "state/state_i.h"
 
 /* Offsets of the header fields (see sidecar.h). */
 enum {
@@ -36,42 +37,6 @@ enum {
 	OFF_BITMAP_LEN = 72,
 	TRAILER_LEN = 8,
 };
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	int i;
-
-	for (i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	int i;
-
-	for (i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 bool chunk_size_valid(uint64_t chunk_size)
 {
