@@ -377,6 +377,14 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	(void)ino;
 	if (fh) {
 		fs_open_del(req_fs(req), &fh->link);
+		/*
+		 * The kernel sends RELEASE only after every read of the
+		 * handle was answered, and op_read touches fh only before it
+		 * answers; taking the lock once makes that order visible to
+		 * thread checkers, which cannot see it through /dev/fuse.
+		 */
+		pthread_mutex_lock(&fh->lock);
+		pthread_mutex_unlock(&fh->lock);
 		pthread_mutex_destroy(&fh->lock);
 		free(fh);
 	}
