@@ -149,6 +149,20 @@ static void snapshot_save(struct source *src, struct cache *c,
 		     src->spec, strerror(-err));
 }
 
+/* True for a full commit id: 40 lowercase hex digits. */
+static bool is_commit_id(const char *ref)
+{
+	size_t i;
+
+	if (!ref)
+		return false;
+	for (i = 0; i < 40; i++)
+		if (!isxdigit((unsigned char)ref[i]) ||
+		    isupper((unsigned char)ref[i]))
+			return false;
+	return ref[40] == '\0';
+}
+
 int source_snapshot(struct source *src, struct engine *e, struct cache *c,
 		    bool offline, struct manifest **out, bool *used_saved,
 		    char *err, size_t errlen)
@@ -185,9 +199,16 @@ int source_snapshot(struct source *src, struct engine *e, struct cache *c,
 		reason = "offline mode";
 		snprintf(why, sizeof(why), "offline mode");
 	}
-	lerr = c ? cache_load_ref(c, src->cache_key,
-				  src->ref ? src->ref : "latest", &version) :
-		   -ENOENT;
+	if (!c) {
+		lerr = -ENOENT;
+	} else if (is_commit_id(src->ref)) {
+		/* A commit names its snapshot itself: no ref to follow. */
+		version = strdup(src->ref);
+		lerr = version ? 0 : -ENOMEM;
+	} else {
+		lerr = cache_load_ref(c, src->cache_key,
+				      src->ref ? src->ref : "latest", &version);
+	}
 	if (!lerr)
 		lerr = cache_load_manifest(c, src->cache_key, version, &m);
 	if (lerr == -ENOENT) {

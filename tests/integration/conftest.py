@@ -37,7 +37,8 @@ HOLLOWFS = BUILD / "hollowfs"
 LOG_KEEP_DIR = BUILD / "integration-logs"
 
 sys.path.insert(0, str(REPO / "scripts"))
-from testserver import TestServer  # noqa: E402
+from testserver import (  # noqa: E402
+    TestServer, add_hub_token, make_hub_repo)
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -289,6 +290,49 @@ def server(request, tmp_path):
         srv.stop()
 
 
+class Hub:
+    """A fake Hugging Face Hub for one test: repos made with
+    make_hub_repo() in .dir, served by start() (testserver.py --hub)."""
+
+    def __init__(self, request, tmp_path):
+        self.request = request
+        self.tmp_path = Path(tmp_path)
+        self.dir = self.tmp_path / "hub"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.servers = []
+
+    def repo(self, repo_id, files, **kwargs):
+        """make_hub_repo(self.dir, repo_id, files, **kwargs) -> a
+        HubRepoInfo."""
+        return make_hub_repo(self.dir, repo_id, files, **kwargs)
+
+    def token(self, token):
+        """A token valid on this hub that no repo grants anything."""
+        add_hub_token(self.dir, token)
+
+    def start(self, faults=None, cdn_host=None, root=None):
+        """A running TestServer for this hub (.url is the endpoint),
+        stopped at teardown."""
+        srv = TestServer(root, self.tmp_path, faults=faults, hub=self.dir,
+                         cdn_host=cdn_host)
+        self.servers.append(srv)
+        n = len(self.servers)
+        register_log(self.request, f"hub{n}-access.log", srv.log_path)
+        register_log(self.request, f"hub{n}-stderr", srv.stderr_path)
+        register_log(self.request, f"hub{n}-faults.json", srv.faults_path)
+        return srv
+
+
+@pytest.fixture
+def hub(request, tmp_path):
+    """A Hub (fake Hugging Face Hub) under tmp_path/hub: hub.repo(...)
+    builds repos, hub.start() serves them; servers stop at teardown."""
+    h = Hub(request, tmp_path)
+    yield h
+    for srv in h.servers:
+        srv.stop()
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -447,6 +491,20 @@ def fusermount_u(mnt, lazy=False):
                           capture_output=True, timeout=30)
 
 
+def daemon_env(env):
+    """os.environ with env applied (a value None removes that variable),
+    or None (inherit) when env is None."""
+    if env is None:
+        return None
+    out = dict(os.environ)
+    for k, v in env.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
+
+
 class MountFailed(AssertionError):
     pass
 
@@ -478,7 +536,9 @@ class Mount:
         return ([str(HOLLOWFS)] + (["-f"] if foreground else [])
                 + ["-o", ",".join(o), source, str(self.mnt)])
 
-    def start(self, source, opts=None, wait=True):
+    def start(self, source, opts=None, wait=True, env=None):
+        """env: variables to set (a value None removes one) in the
+        daemon's environment, on top of this process's."""
         assert self.proc is None or self.proc.poll() is not None, \
             "already running"
         assert not is_mounted(self.mnt), f"{self.mnt} is still mounted"
@@ -491,7 +551,7 @@ class Mount:
             log.flush()
             self.proc = subprocess.Popen(
                 self.command(source, opts), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log)
+                stdout=log, stderr=log, env=daemon_env(env))
         self.pid = self.proc.pid
         if wait:
             self.wait_mounted()
