@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-CMOCKA = re.compile(r"^\[  (PASSED|FAILED|SKIPPED) \] (\d+) test")
+CMOCKA = re.compile(r"^\[\s+(PASSED|FAILED|SKIPPED)\s+\] (\d+) test")
 PYTEST = re.compile(r"(\d+) (passed|failed|skipped|error|errors|xfailed|xpassed)")
 
 
@@ -24,7 +24,7 @@ def count(build):
         return None
     for line in log.read_text().splitlines():
         rec = json.loads(line)
-        out = rec.get("stdout") or ""
+        out = (rec.get("stdout") or "") + "\n" + (rec.get("stderr") or "")
         if rec.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP"):
             totals["failed"] += 1
         pytest_tail = None
