@@ -92,6 +92,22 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a
+ * condition variable created with that clock. */
+static struct timespec deadline_in_ms(int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
 void sched_opts_default(struct sched_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -930,13 +946,7 @@ int sched_wait(struct sched *s, struct fblob *fb, uint64_t first,
 		ret = ret > 0 ? 0 : ret;
 		goto out;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	deadline = deadline_in_ms(timeout_ms);
 	while (!sw.fired) {
 		if (pthread_cond_timedwait(&sw.cond, &sw.lock, &deadline) ==
 		    ETIMEDOUT)
@@ -1072,13 +1082,7 @@ static void *saver_main(void *arg)
 		struct timespec ts;
 		bool requested;
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += s->o.save_interval_ms / 1000;
-		ts.tv_nsec += (long)(s->o.save_interval_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		ts = deadline_in_ms(s->o.save_interval_ms);
 		if (!s->save_requested && !s->closing)
 			pthread_cond_timedwait(&s->saver_cond, &s->lock, &ts);
 		if (s->stopping)

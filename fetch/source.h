@@ -31,7 +31,8 @@ struct source_opts {
 
 struct source_ops {
 	const char *scheme;	/* "http", "https", "file" */
-	/* Parses spec; one line into err on failure (-EINVAL). */
+	/* Parses spec; one line into err on failure (-EINVAL). o is never
+	 * NULL: source_open passes it with the defaults filled in. */
 	int (*open)(const char *spec, const struct source_opts *o,
 		    struct source **out, char *err, size_t errlen);
 	/* Lists the snapshot (network); one line into err on failure. */

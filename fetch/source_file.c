@@ -412,8 +412,8 @@ static int file_open(const char *spec, const struct source_opts *o,
 		return -ENOMEM;
 	fs->base.ops = &source_file_ops;
 	fs->base.kind = "file";
-	fs->max_entries = o && o->max_entries ? o->max_entries : 1000000;
-	fs->max_depth = o && o->max_depth > 0 ? o->max_depth : 64;
+	fs->max_entries = o->max_entries;	/* defaults set by source_open */
+	fs->max_depth = o->max_depth;
 	fs->base.spec = strdup(spec);
 	if (!fs->base.spec) {
 		rc = -ENOMEM;

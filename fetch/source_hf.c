@@ -1172,8 +1172,8 @@ static int hf_open(const char *spec, const struct source_opts *o,
 	h->repo_id = sp.repo_id;
 	h->revision = sp.revision;
 	h->subdir = sp.subdir;
-	h->max_entries = o && o->max_entries ? o->max_entries : 1000000;
-	h->max_depth = o && o->max_depth > 0 ? o->max_depth : 64;
+	h->max_entries = o->max_entries;	/* defaults set by source_open */
+	h->max_depth = o->max_depth;
 	rc = set_endpoint(h, o ? o->endpoint : NULL, err, errlen);
 	if (rc)
 		goto fail;
@@ -1195,7 +1195,7 @@ static int hf_open(const char *spec, const struct source_opts *o,
 		h->base.cache_key = NULL;
 		goto fail;
 	}
-	rc = source_set_token(&h->base, o ? o->token : NULL, err, errlen);
+	rc = source_set_token(&h->base, o->token, err, errlen);
 	if (rc)
 		goto fail;
 	*out = &h->base;

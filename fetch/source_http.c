@@ -838,8 +838,8 @@ static int http_open(const char *spec, const struct source_opts *o,
 		return -ENOMEM;
 	h->base.ops = &source_http_ops;
 	h->base.kind = "http";
-	h->max_entries = o && o->max_entries ? o->max_entries : 1000000;
-	h->max_depth = o && o->max_depth > 0 ? o->max_depth : 64;
+	h->max_entries = o->max_entries;	/* defaults set by source_open */
+	h->max_depth = o->max_depth;
 	h->base.spec = strdup(spec);
 	if (!h->base.spec) {
 		rc = -ENOMEM;
@@ -853,7 +853,7 @@ static int http_open(const char *spec, const struct source_opts *o,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = source_set_token(&h->base, o ? o->token : NULL, err, errlen);
+	rc = source_set_token(&h->base, o->token, err, errlen);
 	if (rc)
 		goto fail;
 	*out = &h->base;

@@ -1078,8 +1078,6 @@ int main(int argc, char *argv[])
 	srco.endpoint = c.endpoint ? c.endpoint : getenv("HF_ENDPOINT");
 	if (srco.endpoint && !*srco.endpoint)
 		srco.endpoint = NULL;
-	srco.max_entries = 1000000;
-	srco.max_depth = 64;
 	errbuf[0] = '\0';
 	err = source_open(c.source, &srco, &src, errbuf, sizeof(errbuf));
 	if (err) {
