@@ -10,6 +10,15 @@
  * file with pwrite() at their offset, feeding the chunk's xxh3 state; no
  * buffer of chunk size exists, so memory is O(connections).
  *
+ * The engine thread's one role (DESIGN.md "Threads"): drive the multi
+ * handle. Its curl callbacks only write bytes and record what happened;
+ * the waiters a completed chunk satisfies (FUSE replies, uncached
+ * re-submits) are collected on e->fire and called after
+ * curl_multi_perform returns, never inside a curl callback. It reads no
+ * file (chunk probes and file:// sources are the worker pool's, see
+ * fetch/work.h) and speaks only http and https: a redirect elsewhere
+ * (file://, ftp://...) fails the request.
+ *
  * Lock order: e->lock, then nothing. It is never held across a curl call,
  * a callback or I/O.
  */
@@ -28,9 +37,10 @@
 #include <xxhash.h>
 
 #include "fetch/fetch_i.h"
+#include "fetch/http.h"
 #include "fetch/sched.h"
-#include "fetch/source.h"
 #include "state/cache.h"
+#include "state/clock.h"
 #include "state/hlog.h"
 
 #define BODY_MAX_DEFAULT (64u << 20)
@@ -100,20 +110,13 @@ struct engine {
 	struct sched *_Atomic sched;
 
 	/* engine thread only */
+	struct sched_waiter *fire;	/* satisfied in callbacks, to call */
 	struct xfer *active;		/* added to multi */
 	struct xfer *waiting;		/* backing off, or not started */
 	int nactive;
 
 	_Atomic uint64_t st_bytes, st_requests, st_retries, st_failures;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void engine_opts_default(struct engine_opts *o)
 {
@@ -141,33 +144,6 @@ void http_result_release(struct http_result *r)
 	memset(r, 0, sizeof(*r));
 	r->content_length = -1;
 	r->linked_size = -1;
-}
-
-int http_status_errno(long status)
-{
-	switch (status) {
-	case 401:
-	case 403:
-		return -EACCES;
-	case 404:
-	case 410:
-		return -ENOENT;
-	case 408:
-	case 504:
-		return -ETIMEDOUT;
-	case 416:
-		return -ESTALE;
-	case 429:
-		return -EBUSY;
-	case 503:
-		return -EAGAIN;
-	default:
-		if (status >= 500)
-			return -EIO;
-		if (status >= 400)
-			return -EPROTO;
-		return 0;
-	}
 }
 
 static int curl_errno(CURLcode rc)
@@ -215,157 +191,10 @@ static bool status_retryable(long status)
 	return status == 408 || status == 429 || status >= 500;
 }
 
-/* The URL without its query, for log lines: signed URLs carry secrets. */
-static const char *log_url(const char *url, char *buf, size_t len)
-{
-	size_t n = strcspn(url, "?#");
-
-	if (n >= len)
-		n = len - 1;
-	memcpy(buf, url, n);
-	buf[n] = '\0';
-	return buf;
-}
-
-/* scheme://host:port of url, or NULL. */
-static char *url_origin(const char *url)
-{
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
-
-	if (!u)
-		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
-		goto out;
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
-		goto out;
-	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-		host = NULL;
-	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
-	    CURLUE_OK)
-		port = NULL;
-	if (asprintf(&out, "%s://%s:%s", scheme, host ? host : "",
-		     port ? port : "") < 0)
-		out = NULL;
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return out;
-}
-
-static bool same_origin(const char *a, const char *b)
-{
-	char *oa = url_origin(a), *ob = url_origin(b);
-	bool same = oa && ob && !strcasecmp(oa, ob);
-
-	free(oa);
-	free(ob);
-	return same;
-}
-
-/* Resolves loc (absolute or relative) against base; a new string. */
-static char *url_resolve(const char *base, const char *loc)
-{
-	CURLU *u = curl_url();
-	char *tmp = NULL, *out = NULL;
-
-	if (!u)
-		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
-	    curl_url_set(u, CURLUPART_URL, loc, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_URL, &tmp, 0) == CURLUE_OK)
-		out = strdup(tmp);
-	curl_free(tmp);
-	curl_url_cleanup(u);
-	return out;
-}
-
-/* A signed URL's expiry (Expires= or expires=, unix seconds), or 0. */
-static int64_t url_expiry(const char *url)
-{
-	const char *q = strchr(url, '?');
-
-	while (q) {
-		q++;
-		if (!strncasecmp(q, "expires=", 8))
-			return strtoll(q + 8, NULL, 10);
-		q = strchr(q, '&');
-	}
-	return 0;
-}
-
-static char *xstrndup_trim(const char *p, size_t n)
-{
-	while (n && (*p == ' ' || *p == '\t')) {
-		p++;
-		n--;
-	}
-	while (n && (p[n - 1] == '\r' || p[n - 1] == '\n' ||
-		     p[n - 1] == ' ' || p[n - 1] == '\t'))
-		n--;
-	return strndup(p, n);
-}
-
 static void set_str(char **dst, const char *p, size_t n)
 {
 	free(*dst);
-	*dst = xstrndup_trim(p, n);
-}
-
-/* Retry-After: seconds or an HTTP date; -1 when unparsable. */
-static int64_t parse_retry_after(const char *v)
-{
-	char *end;
-	long long secs = strtoll(v, &end, 10);
-	int64_t when;
-
-	if (end != v && (*end == '\0' || *end == ' '))
-		return secs < 0 ? 0 : secs * 1000;
-	if (http_parse_date(v, &when))
-		return -1;
-	when -= (int64_t)time(NULL);
-	return when < 0 ? 0 : when * 1000;
-}
-
-/* RateLimit: "name";r=0;t=55 -> (t + 1) s when r is 0; else -1. */
-static int64_t parse_ratelimit(const char *v)
-{
-	const char *r = strstr(v, ";r="), *t = strstr(v, ";t=");
-
-	if (!r || !t || strtoll(r + 3, NULL, 10) != 0)
-		return -1;
-	return (strtoll(t + 3, NULL, 10) + 1) * 1000;
-}
-
-/* Link: <url>; rel="next" -> the url, resolved against base. */
-static char *parse_link_next(const char *v, const char *base)
-{
-	const char *p = v;
-
-	while ((p = strchr(p, '<'))) {
-		const char *e = strchr(p, '>');
-		const char *rel;
-
-		if (!e)
-			break;
-		rel = strstr(e, "rel=");
-		if (rel && (!strncmp(rel + 4, "\"next\"", 6) ||
-			    !strncmp(rel + 4, "next", 4))) {
-			const char *comma = strchr(e, ',');
-
-			if (!comma || comma > rel) {
-				char *raw = strndup(p + 1, (size_t)(e - p - 1));
-				char *abs = raw ? url_resolve(base, raw) : NULL;
-
-				free(raw);
-				return abs;
-			}
-		}
-		p = e + 1;
-	}
-	return NULL;
+	*dst = http_header_value(p, n);
 }
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
@@ -377,7 +206,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 	const char *val;
 	size_t vlen;
 
-	x->progress_ms = now_ms();
+	x->progress_ms = clock_now_ms();
 	if (len >= 5 && !strncmp(buf, "HTTP/", 5)) {
 		/* A new response (after 1xx): forget the last one's headers. */
 		free(x->h_location);
@@ -402,23 +231,26 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 	} else if (IS("etag")) {
 		set_str(&x->h_etag, val, vlen);
 	} else if (IS("x-linked-size") && x->kind == XFER_BLOB) {
-		char *v = xstrndup_trim(val, vlen);
+		char *v = http_header_value(val, vlen);
 
 		x->h_linked_size = v ? strtoll(v, NULL, 10) : -1;
 		free(v);
 	} else if (IS("retry-after") || IS("ratelimit")) {
-		char *v = xstrndup_trim(val, vlen);
+		char *v = http_header_value(val, vlen);
 
-		if (v && IS("retry-after"))
-			x->h_retry_after_ms = parse_retry_after(v);
-		else if (v)
-			x->h_ratelimit_ms = parse_ratelimit(v);
+		if (v && IS("retry-after") &&
+		    http_parse_retry_after(v, (int64_t)time(NULL),
+					   &x->h_retry_after_ms))
+			x->h_retry_after_ms = -1;
+		else if (v && IS("ratelimit") &&
+			 http_parse_ratelimit(v, &x->h_ratelimit_ms))
+			x->h_ratelimit_ms = -1;
 		free(v);
 	} else if (x->kind == XFER_HTTP) {
 		struct http_result *r = &x->res;
 
 		if (IS("content-length")) {
-			char *v = xstrndup_trim(val, vlen);
+			char *v = http_header_value(val, vlen);
 
 			r->content_length = v ? strtoll(v, NULL, 10) : -1;
 			free(v);
@@ -427,10 +259,10 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 		} else if (IS("content-type")) {
 			set_str(&r->content_type, val, vlen);
 		} else if (IS("link")) {
-			char *v = xstrndup_trim(val, vlen);
-			char *next = v ? parse_link_next(v, x->url) : NULL;
+			char *v = http_header_value(val, vlen);
+			char *next = NULL;
 
-			if (next) {
+			if (v && !http_parse_link_next(v, x->url, &next)) {
 				free(r->link_next);
 				r->link_next = next;
 			}
@@ -438,7 +270,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 		} else if (IS("x-linked-etag")) {
 			set_str(&r->linked_etag, val, vlen);
 		} else if (IS("x-linked-size")) {
-			char *v = xstrndup_trim(val, vlen);
+			char *v = http_header_value(val, vlen);
 
 			r->linked_size = v ? strtoll(v, NULL, 10) : -1;
 			free(v);
@@ -460,7 +292,7 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	struct http_result *r = &x->res;
 	size_t len = size * nmemb;
 
-	x->progress_ms = now_ms();
+	x->progress_ms = clock_now_ms();
 	if (r->body_len + len > x->max_body) {
 		x->err = -EFBIG;
 		x->fatal = true;
@@ -487,15 +319,6 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	return len;
 }
 
-static bool etag_equal(const char *a, const char *b)
-{
-	if (!strncmp(a, "W/", 2))
-		a += 2;
-	if (!strncmp(b, "W/", 2))
-		b += 2;
-	return !strcmp(a, b);
-}
-
 /*
  * Checks the response of a blob transfer before its first byte lands.
  * Returns 0, or a negative errno (x->fatal set when retrying is useless).
@@ -507,35 +330,32 @@ static int blob_validate(struct xfer *x)
 	char ubuf[512];
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
-	if (x->status == 0)	/* file:// has no status; curl did the range */
-		return 0;
 	if (x->status != 206 && x->status != 200)
 		return 1;	/* an error or redirect body: not ours */
 	if (!j->pinned && j->etag && x->h_etag &&
-	    !etag_equal(j->etag, x->h_etag)) {
+	    !http_etag_equal(j->etag, x->h_etag)) {
 		hlog(HLOG_ERR, HLOG_FETCH,
 		     "'%s' changed on the server: ETag %s, expected %s",
-		     log_url(x->url, ubuf, sizeof(ubuf)), x->h_etag, j->etag);
+		     http_log_url(x->url, ubuf, sizeof(ubuf)), x->h_etag, j->etag);
 		x->fatal = true;
 		return -ESTALE;
 	}
 	if (x->status == 206) {
-		unsigned long long a, b, total;
+		uint64_t a, b, total;
 		const char *cr = x->h_content_range;
 
-		if (!cr || sscanf(cr, "bytes %llu-%llu/%llu", &a, &b, &total) !=
-				   3) {
+		if (!cr || http_parse_content_range(cr, &a, &b, &total)) {
 			hlog(HLOG_WARN, HLOG_FETCH,
 			     "bad Content-Range '%s' from '%s'",
 			     cr ? cr : "(none)",
-			     log_url(x->url, ubuf, sizeof(ubuf)));
+			     http_log_url(x->url, ubuf, sizeof(ubuf)));
 			return -EPROTO;
 		}
 		if (total != j->file_size) {
 			hlog(HLOG_ERR, HLOG_FETCH,
-			     "'%s' changed on the server: size %llu, expected "
-			     "%" PRIu64,
-			     log_url(x->url, ubuf, sizeof(ubuf)), total,
+			     "'%s' changed on the server: size %" PRIu64
+			     ", expected %" PRIu64,
+			     http_log_url(x->url, ubuf, sizeof(ubuf)), total,
 			     j->file_size);
 			x->fatal = true;
 			return -ESTALE;
@@ -544,7 +364,7 @@ static int blob_validate(struct xfer *x)
 			hlog(HLOG_WARN, HLOG_FETCH,
 			     "Content-Range '%s' from '%s' does not match the "
 			     "range asked for (bytes %" PRIu64 "-%" PRIu64 ")",
-			     cr, log_url(x->url, ubuf, sizeof(ubuf)), x->pos,
+			     cr, http_log_url(x->url, ubuf, sizeof(ubuf)), x->pos,
 			     j->end - 1);
 			return -EPROTO;
 		}
@@ -557,7 +377,7 @@ static int blob_validate(struct xfer *x)
 			hlog(HLOG_ERR, HLOG_FETCH,
 			     "'%s' changed on the server: size %lld, expected "
 			     "%" PRIu64,
-			     log_url(x->url, ubuf, sizeof(ubuf)), (long long)cl,
+			     http_log_url(x->url, ubuf, sizeof(ubuf)), (long long)cl,
 			     j->file_size);
 			x->fatal = true;
 			return -ESTALE;
@@ -566,7 +386,7 @@ static int blob_validate(struct xfer *x)
 		x->skip = x->pos;
 		hlog(HLOG_DEBUG, HLOG_HTTP,
 		     "'%s' ignored Range: skipping %" PRIu64 " bytes",
-		     log_url(x->url, ubuf, sizeof(ubuf)), x->skip);
+		     http_log_url(x->url, ubuf, sizeof(ubuf)), x->skip);
 	}
 	if (!j->pinned && !j->etag && x->h_etag && s) {
 		sched_learn_etag(s, j->fb, x->h_etag);
@@ -586,7 +406,8 @@ static int blob_chunk_complete(struct xfer *x)
 	err = cache_sums_write(x->job.sums_fd, x->chunk_idx, sum);
 	if (err)
 		return err;
-	sched_chunk_done(atomic_load(&x->e->sched), &x->job, x->chunk_idx);
+	sched_chunk_done(atomic_load(&x->e->sched), &x->job, x->chunk_idx,
+			 &x->e->fire);
 	x->chunk_idx++;
 	XXH3_64bits_reset(x->hs);
 	return 0;
@@ -606,7 +427,7 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	size_t left = len;
 	int err;
 
-	x->progress_ms = now_ms();
+	x->progress_ms = clock_now_ms();
 	if (!x->validated) {
 		err = blob_validate(x);
 		if (err > 0)
@@ -708,7 +529,7 @@ static int xfer_start(struct engine *e, struct xfer *x)
 {
 	CURL *c;
 	char range[64];
-	bool to_origin = same_origin(x->url, x->origin);
+	bool to_origin = http_same_origin(x->url, x->origin);
 
 	xfer_reset_response(x);
 	curl_slist_free_all(x->hdrs);
@@ -725,7 +546,8 @@ static int xfer_start(struct engine *e, struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_USERAGENT, e->user_agent);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
@@ -762,7 +584,7 @@ static int xfer_start(struct engine *e, struct xfer *x)
 		return -EIO;
 	}
 	x->easy = c;
-	x->progress_ms = now_ms();
+	x->progress_ms = clock_now_ms();
 	x->next = e->active;
 	e->active = x;
 	e->nactive++;
@@ -803,7 +625,7 @@ static const char *xfer_what(struct xfer *x, char *buf, size_t len)
 			 (x->job.end - 1) / x->job.chunk_size);
 	else
 		snprintf(buf, len, "%s '%s'", x->head ? "HEAD" : "GET",
-			 log_url(x->url, ubuf, sizeof(ubuf)));
+			 http_log_url(x->url, ubuf, sizeof(ubuf)));
 	return buf;
 }
 
@@ -882,7 +704,7 @@ static void xfer_retry(struct engine *e, struct xfer *x, int err,
 	     xfer_what(x, what, sizeof(what)), why, ms, x->attempt + 1,
 	     e->o.retries + 1);
 	atomic_fetch_add(&e->st_retries, 1);
-	x->retry_at_ms = now_ms() + (uint64_t)ms;
+	x->retry_at_ms = clock_now_ms() + (uint64_t)ms;
 	x->next = e->waiting;
 	e->waiting = x;
 }
@@ -957,16 +779,25 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 				 x->h_linked_size, x->job.file_size);
 			goto fail;
 		}
-		next = url_resolve(x->url, x->h_location);
-		if (!next) {
+		if (http_url_resolve(x->url, x->h_location, &next)) {
 			err = -EPROTO;
 			snprintf(why, sizeof(why), "bad Location '%s'",
-				 log_url(x->h_location, ubuf, sizeof(ubuf)));
+				 http_log_url(x->h_location, ubuf, sizeof(ubuf)));
+			goto fail;
+		}
+		if (strncasecmp(next, "http://", 7) &&
+		    strncasecmp(next, "https://", 8)) {
+			err = -EPROTO;
+			snprintf(why, sizeof(why),
+				 "redirect to '%s' refused: only http and "
+				 "https are followed",
+				 http_log_url(next, ubuf, sizeof(ubuf)));
+			free(next);
 			goto fail;
 		}
 		hlog(HLOG_DEBUG, HLOG_HTTP, "HTTP %ld: redirected to '%s'",
-		     status, log_url(next, ubuf, sizeof(ubuf)));
-		if (x->kind == XFER_BLOB && !same_origin(next, x->origin))
+		     status, http_log_url(next, ubuf, sizeof(ubuf)));
+		if (x->kind == XFER_BLOB && !http_same_origin(next, x->origin))
 			sched_set_redirect(atomic_load(&e->sched), x->job.fb,
 					   next);
 		xfer_redirect(e, x, next);
@@ -986,7 +817,7 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 				goto fail;
 			hlog(HLOG_INFO, HLOG_FETCH,
 			     "'%s' answered HTTP %ld: resolving it again",
-			     log_url(x->url, ubuf, sizeof(ubuf)), status);
+			     http_log_url(x->url, ubuf, sizeof(ubuf)), status);
 			if (x->kind == XFER_BLOB)
 				sched_set_redirect(atomic_load(&e->sched),
 						   x->job.fb, NULL);
@@ -1049,7 +880,7 @@ static int blob_xfer_new(struct engine *e, struct fetch_job *job,
 	x->pos = job->off;
 	x->chunk_idx = job->first;
 	x->hs = XXH3_createState();
-	exp = url_expiry(job->url);
+	exp = http_url_expiry(job->url);
 	if (exp && exp < (int64_t)time(NULL) + 30 &&
 	    strcmp(job->url, job->origin)) {
 		/* A cached signed URL about to expire: start at the origin. */
@@ -1103,7 +934,7 @@ static void engine_pull_jobs(struct engine *e, int *next_ms)
 /* Starts waiting transfers whose time has come, if slots are free. */
 static void engine_start_waiting(struct engine *e, int *next_ms)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_now_ms();
 	struct xfer **pp = &e->waiting;
 	int err;
 
@@ -1142,7 +973,7 @@ static void engine_start_waiting(struct engine *e, int *next_ms)
 static void engine_reap(struct engine *e, int *next_ms)
 {
 	struct xfer *x = e->active, *next;
-	uint64_t now = now_ms();
+	uint64_t now = clock_now_ms();
 	char why[64];
 
 	for (; x; x = next) {
@@ -1228,6 +1059,9 @@ static void *engine_main(void *arg)
 					  (char **)&x);
 			xfer_done(e, x, msg->data.result);
 		}
+		/* Out of every curl callback now: answer the readers. */
+		sched_waiters_fire(e->fire);
+		e->fire = NULL;
 		engine_take_submitted(e);
 		engine_reap(e, &next_ms);
 		engine_start_waiting(e, &next_ms);
@@ -1289,8 +1123,15 @@ out_free:
 
 void engine_free(struct engine *e)
 {
+	struct sched *s;
+
 	if (!e)
 		return;
+	/* No job may kick the engine once it is gone: stop the scheduler's
+	 * work (waiters answered, worker pool joined) first. */
+	s = atomic_load(&e->sched);
+	if (s)
+		sched_shutdown(s);
 	atomic_store(&e->stop, true);
 	curl_multi_wakeup(e->multi);
 	if (e->thread_started)

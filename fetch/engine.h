@@ -34,6 +34,18 @@ struct engine_opts {
 
 void engine_opts_default(struct engine_opts *o);
 
+/*
+ * How a request to a source's origin is authenticated, filled by the
+ * source (source_ops.auth) and applied by the engine to requests that go
+ * to the origin host only, never after a redirect to another host.
+ * Strings are borrowed; any may be NULL.
+ */
+struct http_auth {
+	const char *header;	/* a full header line: "Authorization: ..." */
+	const char *aws_sigv4;	/* CURLOPT_AWS_SIGV4 provider, "aws:amz:..." */
+	const char *userpwd;	/* with aws_sigv4: "KEY_ID:SECRET" */
+};
+
 /* A plain request. Strings are borrowed until engine_http_submit returns. */
 struct http_req {
 	const char *url;
@@ -111,8 +123,5 @@ struct engine_stats {
 	uint64_t failures;	/* transfers that failed for good */
 };
 void engine_get_stats(struct engine *e, struct engine_stats *st);
-
-/* Maps an HTTP status to a negative errno (404 -> -ENOENT, ...). */
-int http_status_errno(long status);
 
 #endif

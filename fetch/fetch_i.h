@@ -35,18 +35,31 @@ struct fetch_job {
 /*
  * Takes the next job: the highest-priority queued run of chunks, at most
  * max_run long. With background false, BACKGROUND work is not taken.
- * Before returning, it claims each chunk's lock byte and probes the cache
- * for chunks another process completed (those become DONE and are not
- * fetched). Returns 1 with *job filled, 0 when there is nothing to do
- * now; *next_ms receives when deferred work (chunks locked by another
- * process) should be looked at again, or -1.
+ * Before returning, it claims each chunk's lock byte and reads its .sums
+ * entry: a chunk with an entry may be complete on disk (another process,
+ * or a run that died before its sidecar was saved), so it leaves the run
+ * and a worker probes it (it becomes DONE, or is queued again with its
+ * entry cleared). Runs of file:// blobs are handed to the worker pool
+ * here and never returned. Returns 1 with *job filled, 0 when there is
+ * nothing to do now; *next_ms receives when deferred work (chunks locked
+ * by another process) should be looked at again, or -1.
  */
 int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 		   int *next_ms);
 
-/* Chunk idx of the job has all its bytes and its sums entry on disk:
- * marks it DONE, releases its lock byte, wakes its waiters. */
-void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx);
+/*
+ * Chunk idx of the job has all its bytes and its sums entry on disk:
+ * marks it DONE and releases its lock byte. The waiters it satisfies are
+ * added to *fire, for the caller to fire with sched_waiters_fire() once
+ * it is out of any callback (the engine: after curl_multi_perform); with
+ * fire NULL they are fired before returning.
+ */
+void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
+		      struct sched_waiter **fire);
+
+/* Calls and frees a list of waiters detached by sched_chunk_done; no
+ * lock may be held. Accepts NULL. */
+void sched_waiters_fire(struct sched_waiter *w);
 
 /*
  * The job is over. Chunks from done_upto on were not completed: with err

@@ -1,31 +1,53 @@
 /*
- * sched.c: single-flight chunk requests, priorities, waiters, the saver.
+ * sched.c: single-flight chunk requests, priorities, waiters, the jobs
+ * of the worker pool (probes, file:// copies, verification) and the
+ * saver.
  *
  * Chunk states live in each blob's chunk map; every transition is made
  * under s->lock, together with the waiter lists and the queues, so "is it
  * done, else wait" and "mark it done, detach the waiters" are atomic with
  * each other. Waiters are called after the unlock.
  *
+ * Thread roles: the engine thread calls sched_take_job, sched_chunk_done
+ * and sched_job_end; worker jobs (probe_run, copy_run, verify_run) do all
+ * reading and hashing of files; the saver thread (saver_main) only calls
+ * blob_save and frees closed blobs.
+ *
  * Lock order: s->lock, then a chunk map's internal lock. Nothing else is
  * taken under s->lock, and no I/O, fsync, callback or curl call happens
- * under it (STYLE.md section 4).
+ * under it (STYLE.md section 4). Functions named _locked assert that the
+ * calling thread holds s->lock (in builds without NDEBUG).
  */
 #include "fetch/sched.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
 
 #include "fetch/engine.h"
 #include "fetch/fetch_i.h"
+#include "fetch/work.h"
+#include "state/blob.h"
+#include "state/cache.h"
+#include "state/chunkmap.h"
+#include "state/clock.h"
 #include "state/hlog.h"
 #include "state/verify.h"
 
 #define DEFER_FOREIGN_MS 100	/* look again at a chunk another process has */
+#define LOCAL_MAX_INFLIGHT 8	/* file:// copy jobs queued or running */
+#define COPY_BLOCK_BYTES (1u << 20)	/* file:// copies read by 1 MiB */
+#define WORKERS_DEFAULT 4
 
 enum waiter_state { W_PENDING, W_FIRING, W_CANCELLED };
 
@@ -47,6 +69,13 @@ struct qent {
 	uint64_t not_before_ms;	/* deferred (chunk locked elsewhere) */
 };
 
+/* Where a blob's whole-file check stands; s->lock. */
+enum verify_state {
+	VS_IDLE,	/* not queued: incomplete, or a check was cut short */
+	VS_QUEUED,	/* a verify job is queued or running */
+	VS_DONE,	/* verified and hooks run, or found corrupt */
+};
+
 struct fblob {
 	struct sched *s;
 	struct fblob *next;		/* in s->blobs or s->closing */
@@ -60,8 +89,9 @@ struct fblob {
 	_Atomic int fatal_err;		/* 0, or why the blob failed */
 	bool pinned;			/* immutable */
 	char *hash_kind, *hash;		/* owned, immutable; may be NULL */
+	char *local_path;		/* owned, immutable; file:// or NULL */
 	_Atomic bool verified;		/* passed its hash */
-	bool notified;			/* saver thread only: on_verified */
+	enum verify_state vstate;	/* s->lock */
 };
 
 struct sched {
@@ -81,32 +111,41 @@ struct sched {
 	bool stopping;			/* lock */
 	bool save_requested;		/* lock */
 	uint64_t save_gen;		/* lock: saver rounds completed */
+	unsigned int local_inflight;	/* lock: file:// copy jobs */
+	struct workq *work;		/* the worker pool; owned */
 	_Atomic bool shutdown;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
+/* The sched whose lock this thread holds, for the _locked asserts. */
+static _Thread_local const struct sched *lock_holder;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+static void sched_lock(struct sched *s)
+{
+	pthread_mutex_lock(&s->lock);
+	lock_holder = s;
 }
 
-/* CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a
- * condition variable created with that clock. */
-static struct timespec deadline_in_ms(int ms)
+static void sched_unlock(struct sched *s)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
+	lock_holder = NULL;
+	pthread_mutex_unlock(&s->lock);
 }
+
+static void sched_cond_wait(struct sched *s, pthread_cond_t *c,
+			    const struct timespec *deadline)
+{
+	lock_holder = NULL;
+	if (deadline)
+		pthread_cond_timedwait(c, &s->lock, deadline);
+	else
+		pthread_cond_wait(c, &s->lock);
+	lock_holder = s;
+}
+
+#define assert_locked(s) assert(lock_holder == (s))
+
+static bool verify_due_locked(struct fblob *fb);
+static void verify_submit(struct sched *s, struct fblob *fb);
 
 void sched_opts_default(struct sched_opts *o)
 {
@@ -114,11 +153,53 @@ void sched_opts_default(struct sched_opts *o)
 	o->chunk_size = 4u << 20;
 	o->max_run_chunks = 4;
 	o->save_interval_ms = 1000;
+	o->workers = WORKERS_DEFAULT;
 }
 
 struct blob *fblob_blob(const struct fblob *fb)
 {
 	return fb->b;
+}
+
+int fblob_data_fd(const struct fblob *fb)
+{
+	return fb->b->files.data_fd;
+}
+
+uint64_t fblob_nchunks(const struct fblob *fb)
+{
+	return fb->b->nchunks;
+}
+
+uint32_t fblob_chunk_size(const struct fblob *fb)
+{
+	return fb->b->layout.chunk_size;
+}
+
+const char *fblob_hex(const struct fblob *fb)
+{
+	return fb->b->hex;
+}
+
+bool fblob_chunks_for(const struct fblob *fb, uint64_t off, uint64_t len,
+		      uint64_t *first, uint64_t *last)
+{
+	return chunkmap_chunks_for(fb->b->map, off, len, first, last);
+}
+
+bool fblob_all_done(const struct fblob *fb, uint64_t first, uint64_t last)
+{
+	return chunkmap_all_done(fb->b->map, first, last);
+}
+
+uint64_t fblob_done_bytes(const struct fblob *fb)
+{
+	return chunkmap_done_bytes(fb->b->map);
+}
+
+uint64_t fblob_done_count(const struct fblob *fb)
+{
+	return chunkmap_done_count(fb->b->map);
 }
 
 const char *fblob_name(const struct fblob *fb)
@@ -174,19 +255,22 @@ static void fblob_destroy(struct fblob *fb)
 	free(fb->qprio);
 	free(fb->hash_kind);
 	free(fb->hash);
+	free(fb->local_path);
 	free(fb);
 }
 
 void fblob_get(struct fblob *fb)
 {
-	pthread_mutex_lock(&fb->s->lock);
+	sched_lock(fb->s);
 	fb->refs++;
-	pthread_mutex_unlock(&fb->s->lock);
+	sched_unlock(fb->s);
 }
 
 static void fblob_unlink_locked(struct sched *s, struct fblob *fb)
 {
 	struct fblob **pp;
+
+	assert_locked(s);
 
 	for (pp = &s->blobs; *pp; pp = &(*pp)->next) {
 		if (*pp == fb) {
@@ -205,14 +289,14 @@ void fblob_put(struct fblob *fb)
 	if (!fb)
 		return;
 	s = fb->s;
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	if (--fb->refs == 0) {
 		fblob_unlink_locked(s, fb);
 		fb->next = s->closing;
 		s->closing = fb;
 		pthread_cond_signal(&s->saver_cond);
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 }
 
 /* Finds the open fblob of t's identity and takes a reference. */
@@ -225,14 +309,14 @@ static bool sched_lookup(struct sched *s, const struct fblob_target *t,
 
 	cache_identity(t->kind, t->content_id, t->size, identity);
 	cache_identity_hex(identity, hex);
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	for (it = s->blobs; it; it = it->next) {
 		if (!strcmp(it->b->hex, hex)) {
 			it->refs++;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	*out = it;
 	return it != NULL;
 }
@@ -242,6 +326,7 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 {
 	struct fblob *fb, *it;
 	struct blob *b = NULL;
+	bool verify;
 	int err;
 
 	*out = NULL;
@@ -265,6 +350,7 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	fb->etag = t->etag ? strdup(t->etag) : NULL;
 	fb->qprio = malloc(b->nchunks ? b->nchunks : 1);
 	fb->pinned = t->pinned;
+	fb->local_path = t->local_path ? strdup(t->local_path) : NULL;
 	if (t->hash_kind && t->hash && verify_kind_known(t->hash_kind)) {
 		fb->hash_kind = strdup(t->hash_kind);
 		fb->hash = strdup(t->hash);
@@ -275,19 +361,19 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 							   t->hash));
 	}
 	if (!fb->url || !fb->name || !fb->qprio || (t->auth && !fb->auth) ||
-	    (t->etag && !fb->etag) ||
+	    (t->etag && !fb->etag) || (t->local_path && !fb->local_path) ||
 	    (fb->hash_kind == NULL) != (fb->hash == NULL)) {
 		err = -ENOMEM;
 		goto out_fb;
 	}
 	memset(fb->qprio, SCHED_BACKGROUND, b->nchunks ? b->nchunks : 1);
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	for (it = s->blobs; it; it = it->next) {
 		if (!strcmp(it->b->hex, b->hex)) {
 			/* Opened meanwhile by another thread: share it. */
 			it->refs++;
-			pthread_mutex_unlock(&s->lock);
+			sched_unlock(s);
 			*out = it;
 			err = 0;
 			goto out_fb;	/* frees our copy, blob included */
@@ -295,7 +381,11 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	}
 	fb->next = s->blobs;
 	s->blobs = fb;
-	pthread_mutex_unlock(&s->lock);
+	/* Complete already: checked now, or its hooks run (verified before). */
+	verify = verify_due_locked(fb);
+	sched_unlock(s);
+	if (verify)
+		verify_submit(s, fb);
 	*out = fb;
 	return 0;
 out_fb:
@@ -307,6 +397,7 @@ out_fb:
 		free(fb->qprio);
 		free(fb->hash_kind);
 		free(fb->hash);
+		free(fb->local_path);
 		b = fb->b;
 		free(fb);
 	}
@@ -321,6 +412,7 @@ static void queue_add_locked(struct sched *s, struct fblob *fb,
 			     uint64_t last, uint64_t not_before_ms,
 			     struct qent *q)
 {
+	assert_locked(s);
 	q->fb = fb;
 	q->first = first;
 	q->last = last;
@@ -344,6 +436,7 @@ static bool want_mark_locked(struct fblob *fb, uint64_t first, uint64_t last,
 	bool need = false;
 	uint64_t i;
 
+	assert_locked(fb->s);
 	*all_done = true;
 	for (i = first; i <= last; i++) {
 		enum chunk_state st = chunkmap_get(map, i);
@@ -396,21 +489,21 @@ int sched_want(struct sched *s, struct fblob *fb, uint64_t first,
 		return -ENOMEM;
 	}
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	/* Again under the lock: sched_fail_blob and sched_cancel_all set
 	 * their flag before they take it to detach the waiters. */
 	err = atomic_load(&fb->fatal_err);
 	if (!err && atomic_load(&s->shutdown))
 		err = -ECANCELED;
 	if (err) {
-		pthread_mutex_unlock(&s->lock);
+		sched_unlock(s);
 		free(w);
 		free(q);
 		return err;
 	}
 	need = want_mark_locked(fb, first, last, prio, &all_done);
 	if (all_done) {
-		pthread_mutex_unlock(&s->lock);
+		sched_unlock(s);
 		free(w);
 		free(q);
 		return 1;
@@ -431,7 +524,7 @@ int sched_want(struct sched *s, struct fblob *fb, uint64_t first,
 		if (wp)
 			*wp = w;
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	free(q);
 	if (need)
 		engine_kick(s->engine);
@@ -443,7 +536,7 @@ int sched_cancel(struct sched *s, struct sched_waiter *w)
 	struct sched_waiter **pp;
 	int ret = -EALREADY;
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	if (w->state == W_PENDING) {
 		for (pp = &w->fb->waiters; *pp; pp = &(*pp)->next) {
 			if (*pp == w) {
@@ -454,7 +547,7 @@ int sched_cancel(struct sched *s, struct sched_waiter *w)
 		w->state = W_CANCELLED;
 		ret = 0;
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	if (!ret)
 		free(w);
 	return ret;
@@ -470,6 +563,7 @@ static void waiters_collect_locked(struct fblob *fb, uint64_t lo, uint64_t hi,
 {
 	struct sched_waiter **pp = &fb->waiters;
 
+	assert_locked(fb->s);
 	while (*pp) {
 		struct sched_waiter *w = *pp;
 		bool hit = w->first <= hi && w->last >= lo;
@@ -516,17 +610,45 @@ static void waiters_fire(struct sched_waiter *w)
 	}
 }
 
-void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx)
+void sched_waiters_fire(struct sched_waiter *w)
+{
+	waiters_fire(w);
+}
+
+/*
+ * Whether fb is due for its whole-file check: it has a hash, every chunk
+ * is DONE and no check is queued or finished. Marks it queued; the caller
+ * submits the job (verify_submit) after the unlock.
+ */
+static bool verify_due_locked(struct fblob *fb)
+{
+	struct blob *b = fb->b;
+
+	assert_locked(fb->s);
+	if (!fb->hash || fb->vstate != VS_IDLE ||
+	    atomic_load(&fb->fatal_err) ||
+	    chunkmap_done_count(b->map) != b->nchunks)
+		return false;
+	fb->vstate = VS_QUEUED;
+	return true;
+}
+
+void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
+		      struct sched_waiter **fire)
 {
 	struct fblob *fb = job->fb;
-	struct sched_waiter *fire = NULL;
+	struct sched_waiter *mine = NULL;
+	bool verify;
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	chunkmap_set(fb->b->map, idx, CHUNK_DONE);
-	waiters_collect_locked(fb, idx, idx, 0, &fire);
-	pthread_mutex_unlock(&s->lock);
+	waiters_collect_locked(fb, idx, idx, 0, fire ? fire : &mine);
+	verify = verify_due_locked(fb);
+	sched_unlock(s);
 	cache_chunk_unlock(job->lock_fd, idx);
-	waiters_fire(fire);
+	if (verify)
+		verify_submit(s, fb);	/* queues only: never runs it here */
+	waiters_fire(mine);
 }
 
 static void job_release(struct fetch_job *job)
@@ -546,13 +668,14 @@ static void requeue_locked(struct sched *s, struct fblob *fb, uint64_t from,
 {
 	uint64_t i;
 
+	assert_locked(s);
 	for (i = from; i <= to; i++) {
 		chunkmap_set(fb->b->map, i, CHUNK_QUEUED);
 		if (fb->qprio[i] > prio)
 			fb->qprio[i] = (uint8_t)prio;
 	}
 	queue_add_locked(s, fb, prio, from, to,
-			 delay_ms ? now_ms() + delay_ms : 0, q);
+			 delay_ms ? clock_now_ms() + delay_ms : 0, q);
 }
 
 void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
@@ -566,7 +689,11 @@ void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
 
 	if (requeue)
 		q = calloc(1, sizeof(*q));
-	pthread_mutex_lock(&s->lock);
+	/* Changed on the server: the blob fails for good before any reader
+	 * of these chunks hears of it, so none asks again in between. */
+	if (err == -ESTALE)
+		sched_fail_blob(s, fb, err);
+	sched_lock(s);
 	if (done_upto < end) {
 		if (requeue && q) {
 			requeue_locked(s, fb, done_upto, end - 1, job->prio, 0,
@@ -584,13 +711,11 @@ void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
 					       &fire);
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	for (i = done_upto; i < end; i++)
 		cache_chunk_unlock(job->lock_fd, i);
 	free(q);
 	waiters_fire(fire);
-	if (err == -ESTALE)
-		sched_fail_blob(s, fb, err);	/* changed on the server */
 	job_release(job);
 	if (requeue)
 		engine_kick(s->engine);
@@ -603,7 +728,7 @@ void sched_fail_blob(struct sched *s, struct fblob *fb, int err)
 
 	if (!atomic_compare_exchange_strong(&fb->fatal_err, &expected, err))
 		return;
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	while ((w = fb->waiters)) {
 		fb->waiters = w->next;
 		w->state = W_FIRING;
@@ -611,7 +736,7 @@ void sched_fail_blob(struct sched *s, struct fblob *fb, int err)
 		w->next = fire;
 		fire = w;
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	waiters_fire(fire);
 	engine_kick(s->engine);
 }
@@ -620,10 +745,10 @@ void sched_set_redirect(struct sched *s, struct fblob *fb, const char *url)
 {
 	char *copy = url ? strdup(url) : NULL, *old;
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	old = fb->redirect;
 	fb->redirect = copy;
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	free(old);
 }
 
@@ -631,12 +756,12 @@ void sched_learn_etag(struct sched *s, struct fblob *fb, const char *etag)
 {
 	char *copy = strdup(etag);
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	if (!fb->etag) {
 		fb->etag = copy;
 		copy = NULL;
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	free(copy);
 }
 
@@ -645,10 +770,10 @@ bool sched_has_work(struct sched *s, enum sched_prio prio)
 	bool any = false;
 	int p;
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	for (p = 0; p <= (int)prio; p++)
 		any = any || s->q[p];
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	return any;
 }
 
@@ -657,6 +782,8 @@ static struct qent *queue_unlink_locked(struct sched *s, int p,
 					struct qent **pp)
 {
 	struct qent *q = *pp;
+
+	assert_locked(s);
 
 	*pp = q->next;
 	if (s->qtail[p] == &q->next)
@@ -674,9 +801,10 @@ static struct qent *queue_unlink_locked(struct sched *s, int p,
 static int pick_locked(struct sched *s, bool background,
 		       struct fetch_job *job, int *next_ms, struct qent **dead)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_now_ms();
 	int p, maxp = background ? SCHED_BACKGROUND : SCHED_READAHEAD;
 
+	assert_locked(s);
 	for (p = 0; p <= maxp; p++) {
 		struct qent **pp = &s->q[p];
 
@@ -690,6 +818,12 @@ static int pick_locked(struct sched *s, bool background,
 				q = queue_unlink_locked(s, p, pp);
 				q->next = *dead;
 				*dead = q;
+				continue;
+			}
+			if (fb->local_path &&
+			    s->local_inflight >= LOCAL_MAX_INFLIGHT) {
+				/* Enough file:// copies: the next one kicks. */
+				pp = &q->next;
 				continue;
 			}
 			if (q->not_before_ms > now) {
@@ -749,11 +883,90 @@ static void qents_drop(struct qent *q)
 	}
 }
 
+/* Copies the job's fields that the worker jobs below own for a while. */
+struct job_work {
+	struct work w;		/* first: the pool hands it back */
+	struct sched *s;
+	struct fetch_job job;	/* its reference and lock bytes */
+};
+
+static struct job_work *job_work_new(struct sched *s, work_fn run)
+{
+	struct job_work *jw = calloc(1, sizeof(*jw));
+
+	if (jw) {
+		jw->w.run = run;
+		jw->s = s;
+	}
+	return jw;
+}
+
 /*
- * Claims the lock bytes of the job's chunks and skips chunks that are
- * already complete on disk (another process, or an earlier run that died
- * before its sidecar was saved). Runs unlocked. Returns false when the
- * job has nothing left to fetch (it was ended).
+ * Worker (FAST lane): chunk job->first has a .sums entry, so it may be
+ * complete on disk. It is DONE when the entry matches its bytes;
+ * otherwise the stale entry is cleared and the chunk queued again, to be
+ * fetched. The job holds the chunk's lock byte, so no other process
+ * writes the chunk meanwhile.
+ */
+static void probe_run(struct work *w, bool cancelled)
+{
+	struct job_work *jw = (struct job_work *)w;
+	struct fetch_job *job = &jw->job;
+	struct fblob *fb = job->fb;
+	uint64_t idx = job->first;
+	bool done = false;
+	int err = 0;
+
+	if (cancelled) {
+		sched_job_end(jw->s, job, idx, -ECANCELED);
+		free(jw);
+		return;
+	}
+	err = blob_probe_chunk(fb->b, idx, &done);
+	if (err)
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "checking chunk %" PRIu64 " of '%s' on disk failed: %s",
+		     idx, fb->name, strerror(-err));
+	if (done) {
+		hlog(HLOG_DEBUG, HLOG_SCHED,
+		     "'%s' chunk %" PRIu64 " found complete on disk", fb->name,
+		     idx);
+		sched_chunk_done(jw->s, job, idx, NULL);
+		sched_job_end(jw->s, job, idx + 1, 0);
+	} else {
+		err = cache_sums_write(job->sums_fd, idx, 0);
+		/* Requeued (fetched next time), or failed if the entry stays. */
+		sched_job_end(jw->s, job, idx, err);
+	}
+	free(jw);
+}
+
+/* Hands chunk idx of job (claimed: INFLIGHT, lock byte held) to a probe. */
+static void probe_submit(struct sched *s, const struct fetch_job *job,
+			 uint64_t idx)
+{
+	struct job_work *jw = job_work_new(s, probe_run);
+	struct fetch_job one = *job;
+
+	one.url = one.origin = one.auth = one.etag = NULL;
+	one.first = idx;
+	one.count = 1;
+	fblob_get(job->fb);
+	if (!jw) {
+		sched_job_end(s, &one, idx, -ENOMEM);
+		return;
+	}
+	jw->job = one;
+	if (workq_submit(s->work, WORK_FAST, &jw->w))
+		probe_run(&jw->w, true);	/* stopping: give it back */
+}
+
+/*
+ * Claims the lock bytes of the job's chunks, on the engine thread: it
+ * reads the 8-byte .sums entry of each, never chunk data. A chunk with an
+ * entry leaves the run for a probe on the worker pool; so does one locked
+ * by another process (deferred). Returns false when the job has nothing
+ * left to fetch (it was ended).
  */
 static bool job_claim(struct sched *s, struct fetch_job *job)
 {
@@ -768,8 +981,7 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 	job->lock_fd = b->files.lock_fd;
 
 	for (i = job->first; i < end; i++) {
-		bool done = false;
-		int err;
+		uint64_t sum = 0;
 
 		if (cache_chunk_trylock(b->files.lock_fd, i)) {
 			/* Another process fetches it: look again later. */
@@ -777,19 +989,16 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 			delay_ms = DEFER_FOREIGN_MS;
 			break;
 		}
-		err = blob_probe_chunk(b, i, &done);
-		if (err || !done)
+		/* A read error counts as no entry: the chunk is fetched. */
+		if (blob_sums_entry(b, i, &sum) || !sum)
 			continue;
-		hlog(HLOG_DEBUG, HLOG_SCHED,
-		     "'%s' chunk %" PRIu64 " found complete on disk",
-		     fb->name, i);
-		sched_chunk_done(s, job, i);
+		probe_submit(s, job, i);
 		if (i == job->first) {
 			job->first++;
 			job->count--;
 			continue;
 		}
-		/* Done in the middle: the run stops before it. */
+		/* In the middle: the run stops before it. */
 		stop = i;
 		requeue_from = i + 1;
 		break;
@@ -797,7 +1006,7 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 	if (requeue_from < end) {
 		/* Not claimed: back to the queue. */
 		q = calloc(1, sizeof(*q));
-		pthread_mutex_lock(&s->lock);
+		sched_lock(s);
 		if (q) {
 			requeue_locked(s, fb, requeue_from, end - 1, job->prio,
 				       delay_ms, q);
@@ -805,7 +1014,7 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 			for (i = requeue_from; i < end; i++)
 				chunkmap_set(b->map, i, CHUNK_FAILED);
 		}
-		pthread_mutex_unlock(&s->lock);
+		sched_unlock(s);
 	}
 	job->count = stop - job->first;
 	if (!job->count) {
@@ -821,35 +1030,172 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 	return true;
 }
 
+/*
+ * Copies chunks [*idx, job end) of a file:// blob from its source file,
+ * on the worker pool: pread, pwrite at the same offset, the chunk's xxh3
+ * into .sums, then DONE. *idx ends at the first chunk not completed.
+ * Checks for cancellation between blocks.
+ */
+static int copy_chunks(struct sched *s, struct fetch_job *job, uint64_t *idx)
+{
+	struct fblob *fb = job->fb;
+	uint64_t end = job->first + job->count;
+	XXH3_state_t *hs = NULL;
+	struct stat st;
+	char *buf = NULL;
+	int fd, err = 0;
+
+	fd = open(fb->local_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		hlog(HLOG_ERR, HLOG_FETCH, "cannot open '%s': %s",
+		     fb->local_path, strerror(-err));
+		return err;
+	}
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != job->file_size) {
+		hlog(HLOG_ERR, HLOG_FETCH,
+		     "'%s' changed: size %lld, expected %" PRIu64,
+		     fb->local_path, (long long)st.st_size, job->file_size);
+		err = -ESTALE;
+		goto out;
+	}
+	buf = malloc(COPY_BLOCK_BYTES);
+	hs = XXH3_createState();
+	if (!buf || !hs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (; *idx < end; (*idx)++) {
+		uint64_t off = *idx * (uint64_t)job->chunk_size;
+		uint64_t cend = off + job->chunk_size, sum;
+
+		if (cend > job->file_size)
+			cend = job->file_size;
+		XXH3_64bits_reset(hs);
+		while (off < cend) {
+			size_t n = cend - off < COPY_BLOCK_BYTES ?
+					   (size_t)(cend - off) :
+					   COPY_BLOCK_BYTES;
+
+			if (work_cancelled() || sched_blob_cancelled(fb)) {
+				err = fblob_error(fb);
+				err = err ? err : -ECANCELED;
+				goto out;
+			}
+			err = pread_all(fd, buf, n, off);
+			if (err) {
+				hlog(HLOG_ERR, HLOG_FETCH,
+				     "reading '%s' at %" PRIu64 " failed: %s",
+				     fb->local_path, off, strerror(-err));
+				goto out;
+			}
+			err = pwrite_all(job->data_fd, buf, n, off);
+			if (err)
+				goto out;
+			XXH3_64bits_update(hs, buf, n);
+			off += n;
+		}
+		sum = XXH3_64bits_digest(hs);
+		err = cache_sums_write(job->sums_fd, *idx, sum ? sum : 1);
+		if (err)
+			goto out;
+		sched_chunk_done(s, job, *idx, NULL);
+	}
+out:
+	if (hs)
+		XXH3_freeState(hs);
+	free(buf);
+	close(fd);
+	return err;
+}
+
+/* Worker (IO lane): a claimed run of a file:// blob. */
+static void copy_run(struct work *w, bool cancelled)
+{
+	struct job_work *jw = (struct job_work *)w;
+	struct sched *s = jw->s;
+	uint64_t idx = jw->job.first;
+	int err = cancelled ? -ECANCELED : copy_chunks(s, &jw->job, &idx);
+
+	sched_lock(s);
+	s->local_inflight--;
+	sched_unlock(s);
+	sched_job_end(s, &jw->job, idx, err);	/* ESTALE fails the blob */
+	free(jw);
+	engine_kick(s->engine);		/* the next file:// run */
+}
+
+/* Hands a claimed file:// job to the pool; the job is consumed. */
+static void copy_submit(struct sched *s, struct fetch_job *job)
+{
+	struct job_work *jw = job_work_new(s, copy_run);
+
+	if (!jw) {
+		sched_lock(s);
+		s->local_inflight--;
+		sched_unlock(s);
+		sched_job_end(s, job, job->first, -ENOMEM);
+		return;
+	}
+	jw->job = *job;
+	memset(job, 0, sizeof(*job));
+	if (workq_submit(s->work, WORK_IO, &jw->w))
+		copy_run(&jw->w, true);
+}
+
 int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 		   int *next_ms)
 {
 	for (;;) {
 		struct qent *dead = NULL;
+		bool local;
 		int got;
 
 		*next_ms = -1;
-		pthread_mutex_lock(&s->lock);
-		got = s->stopping ? 0 :
-				    pick_locked(s, background, job, next_ms,
-						&dead);
-		pthread_mutex_unlock(&s->lock);
+		sched_lock(s);
+		got = s->stopping || atomic_load(&s->shutdown) ?
+			      0 :
+			      pick_locked(s, background, job, next_ms, &dead);
+		local = got && job->fb->local_path;
+		if (local)
+			s->local_inflight++;
+		sched_unlock(s);
 		qents_drop(dead);
 		if (!got)
 			return 0;
 		if (!job->url || !job->origin ||
 		    (job->fb->auth && !job->auth)) {
+			if (local) {
+				sched_lock(s);
+				s->local_inflight--;
+				sched_unlock(s);
+			}
 			sched_job_end(s, job, job->first, -ENOMEM);
 			continue;
 		}
-		if (job_claim(s, job))
+		if (!job_claim(s, job)) {
+			if (local) {
+				sched_lock(s);
+				s->local_inflight--;
+				sched_unlock(s);
+			}
+			continue;
+		}
+		if (!local)
 			return 1;
+		copy_submit(s, job);
 	}
 }
 
 struct uncached_read {
+	struct work w;		/* first: file:// reads run on the pool */
 	sched_bytes_fn done;
 	void *arg;
+	uint64_t off;
 	size_t len;
 	struct fblob *fb;	/* a reference */
 };
@@ -859,12 +1205,36 @@ static void uncached_done(void *arg, struct http_result *res)
 	struct uncached_read *ur = arg;
 	int err = res->err;
 
-	/* 206 with exactly our bytes (or file://, which has no status). */
-	if (!err && ((res->status != 206 && res->status != 0) ||
-		     res->body_len != ur->len))
+	/* 206 with exactly our bytes. */
+	if (!err && (res->status != 206 || res->body_len != ur->len))
 		err = -EPROTO;
 	ur->done(ur->arg, err, err ? NULL : res->body, err ? 0 : ur->len);
 	http_result_release(res);
+	fblob_put(ur->fb);
+	free(ur);
+}
+
+/* Worker (IO lane): an uncached read of a file:// blob, by pread. */
+static void uncached_local_run(struct work *w, bool cancelled)
+{
+	struct uncached_read *ur = (struct uncached_read *)w;
+	char *buf = NULL;
+	int err = -ECANCELED, fd = -1;
+
+	if (!cancelled) {
+		buf = malloc(ur->len);
+		fd = open(ur->fb->local_path, O_RDONLY | O_CLOEXEC);
+		if (!buf)
+			err = -ENOMEM;
+		else if (fd < 0)
+			err = -errno;
+		else
+			err = pread_all(fd, buf, ur->len, ur->off);
+		if (fd >= 0)
+			close(fd);
+	}
+	ur->done(ur->arg, err, err ? NULL : buf, err ? 0 : ur->len);
+	free(buf);
 	fblob_put(ur->fb);
 	free(ur);
 }
@@ -882,7 +1252,7 @@ int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
 	struct uncached_read *ur;
 	int err;
 
-	if (!len || !s->engine)
+	if (!len || (!s->engine && !fb->local_path))
 		return -EINVAL;
 	if (s->o.offline)
 		return -ENETDOWN;
@@ -891,10 +1261,16 @@ int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
 		return -ENOMEM;
 	ur->done = done;
 	ur->arg = arg;
+	ur->off = off;
 	ur->len = len;
 	ur->fb = fb;
 	fblob_get(fb);
-	err = engine_http_submit(s->engine, &req, uncached_done, ur);
+	if (fb->local_path) {
+		ur->w.run = uncached_local_run;
+		err = workq_submit(s->work, WORK_IO, &ur->w);
+	} else {
+		err = engine_http_submit(s->engine, &req, uncached_done, ur);
+	}
 	if (err) {
 		fblob_put(fb);
 		free(ur);
@@ -946,7 +1322,7 @@ int sched_wait(struct sched *s, struct fblob *fb, uint64_t first,
 		ret = ret > 0 ? 0 : ret;
 		goto out;
 	}
-	deadline = deadline_in_ms(timeout_ms);
+	deadline = clock_deadline_in_ms(timeout_ms);
 	while (!sw.fired) {
 		if (pthread_cond_timedwait(&sw.cond, &sw.lock, &deadline) ==
 		    ETIMEDOUT)
@@ -978,28 +1354,32 @@ out:
 }
 
 /*
- * A complete blob with a published hash is checked once (saver thread,
- * no lock held). A mismatch fails the blob for good in this process
- * (reads get EIO until a remount) and discards its bytes, so a corrupted
- * download is never served as good once detected.
+ * The whole-file check of a complete blob with a published hash, on the
+ * worker pool (BULK lane), no lock held. A mismatch fails the blob for
+ * good in this process (reads get EIO until a remount) and discards its
+ * bytes, so a corrupted download is never served as good once detected.
+ * Then the hooks run (export, page-cache invalidation), once per blob.
+ * Returns true when the blob's check is over for good (verified and
+ * announced, or corrupt); false when it was cut short (cancelled, read
+ * error), so a later completion may queue it again.
  */
-static void verify_step(struct sched *s, struct fblob *fb)
+static bool verify_check(struct sched *s, struct fblob *fb)
 {
 	struct blob *b = fb->b;
 	char got[VERIFY_HEX_MAX];
 	int err;
 
-	if (!fb->hash || atomic_load(&fb->fatal_err))
-		return;
+	if (atomic_load(&fb->fatal_err))
+		return true;
 	if (!atomic_load(&fb->verified)) {
-		if (chunkmap_done_count(b->map) != b->nchunks)
-			return;
-		err = verify_blob(b, fb->hash_kind, got);
+		err = verify_blob(b, fb->hash_kind, got, work_cancelled);
+		if (err == -ECANCELED)
+			return false;
 		if (err) {
 			hlog(HLOG_WARN, HLOG_STATE,
 			     "checking the %s of '%s' failed: %s",
 			     fb->hash_kind, fb->name, strerror(-err));
-			return;
+			return false;
 		}
 		if (strcmp(got, fb->hash)) {
 			hlog(HLOG_ERR, HLOG_STATE,
@@ -1014,7 +1394,7 @@ static void verify_step(struct sched *s, struct fblob *fb)
 				     strerror(-err));
 			if (s->o.on_corrupt)
 				s->o.on_corrupt(s->o.on_verified_arg, fb);
-			return;
+			return true;
 		}
 		err = verify_mark(b, fb->hash_kind, fb->hash);
 		if (err)
@@ -1025,19 +1405,62 @@ static void verify_step(struct sched *s, struct fblob *fb)
 		hlog(HLOG_DEBUG, HLOG_STATE, "'%s' verified (%s)", fb->name,
 		     fb->hash_kind);
 	}
-	if (!fb->notified && s->o.on_verified) {
-		fb->notified = true;
+	if (work_cancelled())
+		return false;
+	if (s->o.on_verified)
 		s->o.on_verified(s->o.on_verified_arg, fb);
-	}
+	return true;
 }
 
-/* One saver round over every open blob and every closing one. */
+struct verify_work {
+	struct work w;		/* first: the pool hands it back */
+	struct sched *s;
+	struct fblob *fb;	/* a reference */
+};
+
+static void verify_run(struct work *w, bool cancelled)
+{
+	struct verify_work *vw = (struct verify_work *)w;
+	struct sched *s = vw->s;
+	struct fblob *fb = vw->fb;
+	bool over = !cancelled && verify_check(s, fb);
+
+	sched_lock(s);
+	fb->vstate = over ? VS_DONE : VS_IDLE;
+	sched_unlock(s);
+	fblob_put(fb);
+	free(vw);
+}
+
+/* Queues fb's check (its vstate is VS_QUEUED); undoes that when the pool
+ * is stopping or memory is short. Never blocks. */
+static void verify_submit(struct sched *s, struct fblob *fb)
+{
+	struct verify_work *vw = calloc(1, sizeof(*vw));
+
+	if (vw) {
+		vw->w.run = verify_run;
+		vw->s = s;
+		vw->fb = fb;
+		fblob_get(fb);
+		if (!workq_submit(s->work, WORK_BULK, &vw->w))
+			return;
+		fblob_put(fb);
+		free(vw);
+	}
+	sched_lock(s);
+	fb->vstate = VS_IDLE;
+	sched_unlock(s);
+}
+
+/* One saver round over every open blob and every closing one: syncs and
+ * sidecars only, nothing that reads or hashes a whole file. */
 static void saver_round(struct sched *s)
 {
 	struct fblob **open_refs = NULL, *closing, *fb;
 	size_t n = 0, i;
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	closing = s->closing;
 	s->closing = NULL;
 	for (fb = s->blobs; fb; fb = fb->next)
@@ -1053,7 +1476,7 @@ static void saver_round(struct sched *s)
 	} else {
 		n = 0;
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 
 	for (i = 0; i < n; i++) {
 		int err = blob_save(open_refs[i]->b);
@@ -1062,7 +1485,6 @@ static void saver_round(struct sched *s)
 			hlog(HLOG_WARN, HLOG_STATE,
 			     "saving the state of '%s' failed: %s",
 			     open_refs[i]->name, strerror(-err));
-		verify_step(s, open_refs[i]);
 		fblob_put(open_refs[i]);
 	}
 	free(open_refs);
@@ -1077,27 +1499,27 @@ static void *saver_main(void *arg)
 {
 	struct sched *s = arg;
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	while (!s->stopping) {
 		struct timespec ts;
 		bool requested;
 
-		ts = deadline_in_ms(s->o.save_interval_ms);
+		ts = clock_deadline_in_ms(s->o.save_interval_ms);
 		if (!s->save_requested && !s->closing)
-			pthread_cond_timedwait(&s->saver_cond, &s->lock, &ts);
+			sched_cond_wait(s, &s->saver_cond, &ts);
 		if (s->stopping)
 			break;
 		requested = s->save_requested;
 		s->save_requested = false;
-		pthread_mutex_unlock(&s->lock);
+		sched_unlock(s);
 		saver_round(s);
-		pthread_mutex_lock(&s->lock);
+		sched_lock(s);
 		if (requested) {
 			s->save_gen++;
 			pthread_cond_broadcast(&s->saved_cond);
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	return NULL;
 }
 
@@ -1105,13 +1527,13 @@ void sched_save_all(struct sched *s)
 {
 	uint64_t gen;
 
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	gen = s->save_gen;
 	s->save_requested = true;
 	pthread_cond_signal(&s->saver_cond);
 	while (s->save_gen == gen && !s->stopping)
-		pthread_cond_wait(&s->saved_cond, &s->lock);
-	pthread_mutex_unlock(&s->lock);
+		sched_cond_wait(s, &s->saved_cond, NULL);
+	sched_unlock(s);
 }
 
 int sched_new(const struct sched_opts *opts, struct cache *cache,
@@ -1142,7 +1564,12 @@ int sched_new(const struct sched_opts *opts, struct cache *cache,
 	pthread_cond_init(&s->saver_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&s->saved_cond, NULL);
-	err = -pthread_create(&s->saver, NULL, saver_main, s);
+	err = workq_new(s->o.workers, &s->work);
+	if (!err) {
+		err = -pthread_create(&s->saver, NULL, saver_main, s);
+		if (err)
+			workq_free(s->work);
+	}
 	if (err) {
 		pthread_cond_destroy(&s->saver_cond);
 		pthread_cond_destroy(&s->saved_cond);
@@ -1164,7 +1591,7 @@ void sched_cancel_all(struct sched *s, int err)
 	int p;
 
 	atomic_store(&s->shutdown, true);
-	pthread_mutex_lock(&s->lock);
+	sched_lock(s);
 	for (p = 0; p < 3; p++) {
 		while (s->q[p]) {
 			struct qent *q = queue_unlink_locked(s, p, &s->q[p]);
@@ -1184,9 +1611,32 @@ void sched_cancel_all(struct sched *s, int err)
 			fire = w;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	waiters_fire(fire);
 	qents_drop(dead);
+}
+
+void sched_shutdown(struct sched *s)
+{
+	sched_cancel_all(s, -ECANCELED);
+	/* Jobs still queued run cancelled: they end their chunks and drop
+	 * their references; a running verification stops at its next
+	 * block. */
+	workq_stop(s->work);
+}
+
+int sched_settle(struct sched *s, int timeout_ms)
+{
+	struct timespec ts = { 0, 5 * 1000000 };
+	int waited = 0;
+
+	while (workq_pending(s->work)) {
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		nanosleep(&ts, NULL);
+		waited += 5;
+	}
+	return 0;
 }
 
 void sched_free(struct sched *s)
@@ -1195,12 +1645,12 @@ void sched_free(struct sched *s)
 
 	if (!s)
 		return;
-	sched_cancel_all(s, -ECANCELED);
-	pthread_mutex_lock(&s->lock);
+	sched_shutdown(s);
+	sched_lock(s);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->saver_cond);
 	pthread_cond_broadcast(&s->saved_cond);
-	pthread_mutex_unlock(&s->lock);
+	sched_unlock(s);
 	pthread_join(s->saver, NULL);
 	saver_round(s);		/* saves open blobs, frees closed ones */
 
@@ -1209,6 +1659,7 @@ void sched_free(struct sched *s)
 		s->blobs = fb->next;
 		fblob_destroy(fb);
 	}
+	workq_free(s->work);
 	pthread_cond_destroy(&s->saver_cond);
 	pthread_cond_destroy(&s->saved_cond);
 	pthread_mutex_destroy(&s->lock);

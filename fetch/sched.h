@@ -13,9 +13,16 @@
  * want lifts a chunk queued at a lower priority. Background work leaves
  * connection slots free for demand.
  *
- * The scheduler also runs the saver thread: every second (and when the
- * last reference to a blob is dropped, and at sched_free) it calls
- * blob_save() for blobs with new DONE chunks.
+ * Threads (DESIGN.md "Threads: one role each"):
+ *  - the engine thread takes jobs (sched_take_job) and reports chunks;
+ *    it reads nothing but the 8-byte .sums entry of a chunk it claims;
+ *  - a worker pool (fetch/work.h) probes chunks whose .sums entry says
+ *    they may be complete on disk, copies file:// sources with pread,
+ *    and checks complete blobs against their hash, then runs the
+ *    on_verified / on_corrupt hooks;
+ *  - the saver thread only syncs: every second (and when the last
+ *    reference to a blob is dropped, and at sched_free) it calls
+ *    blob_save() for blobs with new DONE chunks.
  *
  * Lock order: sched->lock, then a chunk map's internal lock. Waiter
  * callbacks are always called with no lock held.
@@ -24,13 +31,14 @@
 #define HOLLOWFS_FETCH_SCHED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "state/blob.h"
-#include "state/cache.h"
 
 enum sched_prio { SCHED_DEMAND, SCHED_READAHEAD, SCHED_BACKGROUND };
 
+struct blob;
+struct cache;
 struct engine;
 struct sched;
 struct fblob;
@@ -42,9 +50,11 @@ struct sched_opts {
 	int save_interval_ms;	/* saver period, default 1000 */
 	bool offline;		/* never fetch: wants of missing chunks fail
 				 * with -ENETDOWN */
-	/* Called from the saver thread, no lock held, once a blob with a
-	 * hash is complete and verified (also at open when it was verified
-	 * before); may be NULL. */
+	int workers;		/* worker pool threads, default 4 */
+	/* Called on a worker thread, no lock held, once a blob with a hash
+	 * is complete and verified (also at open when it was verified
+	 * before); may be NULL. Long work checks work_cancelled() between
+	 * blocks (fetch/work.h). */
 	void (*on_verified)(void *arg, struct fblob *fb);
 	/* Called the same way when a complete blob failed its hash, after
 	 * it was failed and discarded (so caches above can drop it). */
@@ -60,10 +70,18 @@ int sched_new(const struct sched_opts *opts, struct cache *cache,
 	      struct engine *engine, struct sched **out)
 	__attribute__((warn_unused_result));
 
-/* Stops the saver, fails every waiter with -ECANCELED, saves every blob
- * and frees it, including blobs the caller still holds references to:
- * drop no reference after this. The engine must have been freed first,
- * so no transfer is running. Accepts NULL. */
+/*
+ * Stops all work: every waiter gets -ECANCELED, no job is handed out any
+ * more, and the worker pool is stopped and joined (its jobs stop between
+ * blocks, so this takes about a block's time, not a verification's).
+ * Idempotent; engine_free calls it first thing, sched_free too.
+ */
+void sched_shutdown(struct sched *s);
+
+/* sched_shutdown, stops the saver, saves every blob and frees it,
+ * including blobs the caller still holds references to: drop no
+ * reference after this. The engine must have been freed first, so no
+ * transfer is running. Accepts NULL. */
 void sched_free(struct sched *s);
 
 /* Where a blob's bytes come from. Strings are copied. */
@@ -80,6 +98,9 @@ struct fblob_target {
 	const char *hash_kind;	/* whole-file check when the last chunk
 				 * lands: "sha256", "git-sha1", or NULL */
 	const char *hash;	/* expected hash, lowercase hex */
+	const char *local_path;	/* a local file to pread the bytes from
+				 * (file:// sources) instead of url, on the
+				 * worker pool; NULL for network sources */
 };
 
 /*
@@ -92,8 +113,23 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 void fblob_get(struct fblob *fb);
 void fblob_put(struct fblob *fb);	/* accepts NULL */
 
-/* The local copy (fd, chunk map); valid while a reference is held. */
+/* The local copy (fd, chunk map); valid while a reference is held.
+ * For fetch/ and tests; fs/ uses the accessors below. */
 struct blob *fblob_blob(const struct fblob *fb);
+
+/* What fs/ needs of the local copy, valid while a reference is held. */
+int fblob_data_fd(const struct fblob *fb);	/* borrowed; pread/splice */
+uint64_t fblob_nchunks(const struct fblob *fb);
+uint32_t fblob_chunk_size(const struct fblob *fb);
+const char *fblob_hex(const struct fblob *fb);	/* name in the cache */
+/* The chunks [*first, *last] covering [off, off + len); false when the
+ * range is empty or past the end. */
+bool fblob_chunks_for(const struct fblob *fb, uint64_t off, uint64_t len,
+		      uint64_t *first, uint64_t *last);
+/* True when every chunk of [first, last] is DONE. */
+bool fblob_all_done(const struct fblob *fb, uint64_t first, uint64_t last);
+uint64_t fblob_done_bytes(const struct fblob *fb);
+uint64_t fblob_done_count(const struct fblob *fb);
 const char *fblob_name(const struct fblob *fb);
 const char *fblob_url(const struct fblob *fb);
 
@@ -164,5 +200,10 @@ int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
 
 /* Runs the saver's step for every open blob now (tests, unmount). */
 void sched_save_all(struct sched *s);
+
+/* Waits until the worker pool has nothing queued or running, or
+ * timeout_ms passed: 0 or -ETIMEDOUT (tests and tools). */
+int sched_settle(struct sched *s, int timeout_ms)
+	__attribute__((warn_unused_result));
 
 #endif

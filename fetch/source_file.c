@@ -6,8 +6,9 @@
  * symlinks are never followed out of the tree (they are skipped, as are
  * sockets, devices and FIFOs), so the listing shows exactly the regular
  * files and folders under PATH. Only PATH itself may be a symlink.
- * Each file's bytes are read by the engine from its file:// URL; its
- * identity is that URL plus its mtime (no content id).
+ * Each file's bytes are read by the worker pool with pread from the file
+ * itself, never through curl (file_target gives the scheduler its path);
+ * its identity is its file:// URL plus its mtime (no content id).
  *
  * No locks: one thread lists.
  */
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "fetch/dirindex.h"
+#include "fetch/source_i.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
 
@@ -33,8 +35,6 @@
 struct source_file {
 	struct source base;	/* first */
 	char *path;		/* absolute, no trailing '/' but for "/" */
-	size_t max_entries;
-	int max_depth;
 };
 
 struct fwalk {
@@ -90,15 +90,6 @@ static char *file_url(const char *root, const char *rel)
 	return url;
 }
 
-static char *join_path(const char *a, const char *b)
-{
-	char *s;
-
-	if (asprintf(&s, "%s%s%s", a, *a ? "/" : "", b) < 0)
-		return NULL;
-	return s;
-}
-
 /* The absolute path of rel, for log lines, into buf. */
 static const char *abs_shown(const struct fwalk *w, const char *rel,
 			     char *buf, size_t buflen)
@@ -112,7 +103,7 @@ static const char *abs_shown(const struct fwalk *w, const char *rel,
 
 static bool fwalk_room(struct fwalk *w)
 {
-	if (w->count < w->fs->max_entries)
+	if (w->count < w->fs->base.max_entries)
 		return true;
 	if (!w->capped)
 		hlog(HLOG_WARN, HLOG_FETCH,
@@ -193,7 +184,7 @@ static int fwalk_dir(struct fwalk *w, int dfd, const char *rel, int depth)
 						sizeof(shown)));
 			continue;
 		}
-		child = join_path(rel, name);
+		child = source_join(rel, *rel ? "/" : "", name, "");
 		if (!child) {
 			err = -ENOMEM;
 			break;
@@ -225,12 +216,12 @@ static int fwalk_dir(struct fwalk *w, int dfd, const char *rel, int depth)
 				break;
 			continue;
 		}
-		if (depth + 1 > w->fs->max_depth) {
+		if (depth + 1 > w->fs->base.max_depth) {
 			hlog(HLOG_WARN, HLOG_FETCH,
 			     "listing of '%s': not entering '%s': more than %d "
 			     "folders deep", w->fs->path,
 			     abs_shown(w, child, shown, sizeof(shown)),
-			     w->fs->max_depth);
+			     w->fs->base.max_depth);
 			free(child);
 			continue;
 		}
@@ -312,17 +303,8 @@ static int file_list(struct source *src, struct engine *e,
 			 "file", fs->path);
 		rc = -EINVAL;
 	}
-	if (rc)
-		goto out;
-	free(src->version);
-	src->version = strdup("listing");
-	w.m->source = strdup(src->spec);
-	w.m->version = strdup("listing");
-	if (!src->version || !w.m->source || !w.m->version) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = manifest_finish(w.m);
+	if (!rc)
+		rc = source_list_finish(src, w.m, "listing");
 	if (rc)
 		goto out;
 	hlog(HLOG_INFO, HLOG_FETCH, "listed '%s': %zu files, %" PRIu64
@@ -331,12 +313,7 @@ static int file_list(struct source *src, struct engine *e,
 	*out = w.m;
 	w.m = NULL;
 out:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "listing '%s' failed: out of memory",
-			 fs->path);
-	else if (rc && errlen && !err[0])
-		snprintf(err, errlen, "listing '%s' failed: %s", fs->path,
-			 strerror(-rc));
+	source_list_failed(fs->path, rc, err, errlen);
 	manifest_free(w.m);
 	return rc;
 }
@@ -406,39 +383,49 @@ static int file_open(const char *spec, const struct source_opts *o,
 	struct source_file *fs;
 	int rc;
 
-	*out = NULL;
-	fs = calloc(1, sizeof(*fs));
+	fs = (struct source_file *)source_alloc(sizeof(*fs), &source_file_ops,
+						"file", spec, o);
 	if (!fs)
-		return -ENOMEM;
-	fs->base.ops = &source_file_ops;
-	fs->base.kind = "file";
-	fs->max_entries = o->max_entries;	/* defaults set by source_open */
-	fs->max_depth = o->max_depth;
-	fs->base.spec = strdup(spec);
-	if (!fs->base.spec) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+		return source_open_done(NULL, -ENOMEM, out, err, errlen);
 	rc = file_parse(spec, &fs->path, err, errlen);
-	if (rc)
-		goto fail;
-	fs->base.cache_key = strdup(fs->path);
-	if (!fs->base.cache_key) {
-		rc = -ENOMEM;
-		goto fail;
+	if (!rc) {
+		fs->base.cache_key = strdup(fs->path);
+		if (!fs->base.cache_key)
+			rc = -ENOMEM;
 	}
-	*out = &fs->base;
-	return 0;
-fail:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
-	source_free(&fs->base);
-	return rc;
+	return source_open_done(&fs->base, rc, out, err, errlen);
+}
+
+/*
+ * The bytes of a file:// entry never go through curl: the worker pool
+ * preads them from the file itself (fetch/sched.c, copy_run). Its path,
+ * decoded from the entry's file:// URL (so a one-file source works too),
+ * follows the identity in idbuf; t->local_path stays NULL (reads then
+ * fail) only if it does not fit or does not decode.
+ */
+static void file_target(const struct source *src, const struct manifest *m,
+			uint64_t idx, struct fblob_target *t, char *idbuf,
+			size_t idlen)
+{
+	const char *url = m->entries[idx].url;
+	size_t used;
+	int n;
+
+	source_url_target(src, m, idx, t, idbuf, idlen);
+	used = strlen(idbuf) + 1;
+	if (!url || strncmp(url, "file://", 7) || used >= idlen)
+		return;
+	n = snprintf(idbuf + used, idlen - used, "%s", url + 7);
+	if (n <= 0 || (size_t)n >= idlen - used ||
+	    url_unescape(idbuf + used) || idbuf[used] != '/')
+		return;
+	t->local_path = idbuf + used;
 }
 
 const struct source_ops source_file_ops = {
 	.scheme = "file",
 	.open = file_open,
 	.list = file_list,
+	.target = file_target,
 	.free = file_free,
 };

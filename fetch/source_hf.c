@@ -44,7 +44,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +56,11 @@
 
 #include "fetch/dirindex.h"
 #include "fetch/engine.h"
+#include "fetch/http.h"
+#include "fetch/source_i.h"
+#include "fetch/work.h"
 #include "state/cache.h"
+#include "state/fsutil.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
 
@@ -76,8 +79,7 @@ struct source_hf {
 	char *revision;		/* decoded (owned) */
 	char *subdir;		/* or NULL (owned) */
 	char *shown;		/* "OWNER/NAME", "datasets/OWNER/NAME" */
-	size_t max_entries;
-	int max_depth;
+	char *export_dir;	/* -o hf_cache=, absolute, or NULL (owned) */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -115,19 +117,6 @@ static bool is_hex(const char *s, size_t len)
 		return false;
 	for (i = 0; i < len; i++)
 		if (!isxdigit((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
-static bool is_commit(const char *s)
-{
-	size_t i;
-
-	if (strlen(s) != 40)
-		return false;
-	for (i = 0; i < 40; i++)
-		if (!isdigit((unsigned char)s[i]) &&
-		    !(s[i] >= 'a' && s[i] <= 'f'))
 			return false;
 	return true;
 }
@@ -458,25 +447,6 @@ static char *api_url(const struct source_hf *h, const char *what,
 	return url;
 }
 
-/* Length of "scheme://host[:port]" of url, or 0. */
-static size_t origin_len(const char *url)
-{
-	const char *p = strstr(url, "://");
-
-	if (!p)
-		return 0;
-	p += 3;
-	return (size_t)(p - url) + strcspn(p, "/?#");
-}
-
-/* True when url has the origin (scheme, host, port) of the endpoint. */
-static bool same_origin(const char *endpoint, const char *url)
-{
-	size_t n = origin_len(endpoint);
-
-	return n && origin_len(url) == n && !strncasecmp(endpoint, url, n);
-}
-
 /* ---- errors ----------------------------------------------------------- */
 
 static bool code_is(const struct http_result *res, const char *code)
@@ -552,7 +522,7 @@ int hf_map_error(const struct source *src, enum hf_req what,
 	if (res->status == 403 && says(res, "disabled")) {
 		snprintf(err, errlen, "'%s' is disabled on %s (HTTP 403)",
 			 h->shown, h->endpoint);
-		return -EACCES;
+		return http_status_errno(res->status);
 	}
 	if (res->status == 401 && token &&
 	    (!code_is(res, "RepoNotFound") ||
@@ -576,12 +546,12 @@ int hf_map_error(const struct source *src, enum hf_req what,
 			 "403)%s", h->shown, h->endpoint,
 			 token ? ": the token given cannot read it" :
 				 ": set HF_TOKEN");
-		return -EACCES;
+		return http_status_errno(res->status);
 	}
 	if (res->status == 429) {
 		snprintf(err, errlen, "rate limited by %s (HTTP 429): try "
 			 "again later", h->endpoint);
-		return -EBUSY;
+		return http_status_errno(res->status);
 	}
 	if (!rc)
 		rc = http_status_errno(res->status);
@@ -987,14 +957,14 @@ static int list_tree(struct source_hf *h, struct engine *e,
 	t.subdir = h->subdir;
 	t.where = where;
 	t.mtime = rev->mtime;
-	t.max_entries = h->max_entries;
-	t.max_depth = h->max_depth;
+	t.max_entries = h->base.max_entries;
+	t.max_depth = h->base.max_depth;
 	rc = 0;
 	while (url && !t.capped) {
 		struct http_req req = { .url = url, .auth = h->base.auth };
 		struct http_result res;
 
-		if (!same_origin(h->endpoint, url)) {
+		if (!http_same_origin(h->endpoint, url)) {
 			/* A mirror may hand out the Hub's own links: they
 			 * are followed, but the token stays home. */
 			req.auth = NULL;
@@ -1117,6 +1087,7 @@ static void hf_free(struct source *src)
 	free(h->revision);
 	free(h->subdir);
 	free(h->shown);
+	free(h->export_dir);
 	free(h);
 }
 
@@ -1149,62 +1120,73 @@ static int set_endpoint(struct source_hf *h, const char *ep, char *err,
 	return h->endpoint ? 0 : -ENOMEM;
 }
 
+/* -o hf_cache=DIR, made absolute (the daemon runs in "/"). */
+static int set_export_dir(struct source_hf *h, const char *dir, char *err,
+			  size_t errlen)
+{
+	char buf[PATH_MAX];
+	int rc;
+
+	if (!dir)
+		return 0;
+	rc = path_abs(dir, buf, sizeof(buf));
+	if (rc) {
+		snprintf(err, errlen, "hf cache '%s': %s", dir, strerror(-rc));
+		return rc;
+	}
+	h->export_dir = strdup(buf);
+	return h->export_dir ? 0 : -ENOMEM;
+}
+
 static int hf_open(const char *spec, const struct source_opts *o,
 		   struct source **out, char *err, size_t errlen)
 {
+	const char *endpoint = o->endpoint;
 	struct hf_spec sp;
 	struct source_hf *h;
 	int rc;
 
-	*out = NULL;
 	rc = hf_spec_parse(spec, &sp, err, errlen);
 	if (rc)
-		return rc;
-	h = calloc(1, sizeof(*h));
+		return source_open_done(NULL, rc, out, err, errlen);
+	h = (struct source_hf *)source_alloc(sizeof(*h), &source_hf_ops, "hf",
+					     spec, o);
 	if (!h) {
 		hf_spec_release(&sp);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		return source_open_done(NULL, -ENOMEM, out, err, errlen);
 	}
-	h->base.ops = &source_hf_ops;
-	h->base.kind = "hf";
 	h->type = sp.type;
 	h->repo_id = sp.repo_id;
 	h->revision = sp.revision;
 	h->subdir = sp.subdir;
-	h->max_entries = o->max_entries;	/* defaults set by source_open */
-	h->max_depth = o->max_depth;
-	rc = set_endpoint(h, o ? o->endpoint : NULL, err, errlen);
+	if (!endpoint && o->env)
+		endpoint = getenv("HF_ENDPOINT");
+	rc = set_endpoint(h, endpoint, err, errlen);
+	if (!rc)
+		rc = set_export_dir(h, source_opt_get(o, "hf_cache"), err,
+				    errlen);
 	if (rc)
-		goto fail;
+		goto out;
 	rc = -ENOMEM;
 	h->api_id = strdup(h->repo_id);
-	h->base.spec = strdup(spec);
 	h->base.ref = strdup(h->revision);
-	if (!h->api_id || !h->base.spec || !h->base.ref)
-		goto fail;
+	if (!h->api_id || !h->base.ref)
+		goto out;
 	if (asprintf(&h->shown, "%s%s", h->type == HF_MODEL ? "" :
 		     type_url_prefix(h->type), h->repo_id) < 0) {
 		h->shown = NULL;
-		goto fail;
+		goto out;
 	}
 	/* A subfolder is its own snapshot: its manifest differs. */
 	if (asprintf(&h->base.cache_key, "hf:%s/%s/%s%s%s", h->endpoint,
 		     hf_type_plural(h->type), h->repo_id,
 		     h->subdir ? ":/" : "", h->subdir ? h->subdir : "") < 0) {
 		h->base.cache_key = NULL;
-		goto fail;
+		goto out;
 	}
 	rc = source_set_token(&h->base, o->token, err, errlen);
-	if (rc)
-		goto fail;
-	*out = &h->base;
-	return 0;
-fail:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
-	source_free(&h->base);
-	return rc;
+out:
+	return source_open_done(&h->base, rc, out, err, errlen);
 }
 
 static int hf_list(struct source *src, struct engine *e,
@@ -1213,7 +1195,6 @@ static int hf_list(struct source *src, struct engine *e,
 	struct source_hf *h = (struct source_hf *)src;
 	struct hf_revision rev = { 0 };
 	struct manifest *m = NULL;
-	char *version;
 	int rc;
 
 	*out = NULL;
@@ -1238,42 +1219,187 @@ static int hf_list(struct source *src, struct engine *e,
 		if (rc)
 			goto out;
 	}
-	rc = -ENOMEM;
-	version = strdup(rev.commit);
-	m->source = strdup(src->spec);
-	m->version = strdup(rev.commit);
-	if (!version || !m->source || !m->version) {
-		free(version);
+	rc = source_list_finish(src, m, rev.commit);
+	if (rc)
 		goto out;
-	}
-	rc = manifest_finish(m);
-	if (rc) {
-		free(version);
-		goto out;
-	}
-	free(src->version);
-	src->version = version;
 	hlog(HLOG_INFO, HLOG_FETCH, "listed %s@%s at commit %s: %zu files, %"
 	     PRIu64 " bytes", h->shown, h->revision, rev.commit,
 	     manifest_file_count(m), manifest_total_bytes(m));
 	*out = m;
 	m = NULL;
 out:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "listing '%s' failed: out of memory",
-			 src->spec);
-	else if (rc && errlen && !err[0])
-		snprintf(err, errlen, "listing '%s' failed: %s", src->spec,
-			 strerror(-rc));
+	source_list_failed(src->spec, rc, err, errlen);
 	hf_revision_release(&rev);
 	manifest_free(m);
 	return rc;
 }
 
+/* ---- environment policy, targets, hooks ------------------------------- */
+
+/*
+ * A token from the environment as huggingface_hub cleans it: line breaks
+ * removed, surrounding white space stripped. 0 with *out a new string or
+ * NULL when nothing is left; -ENOMEM.
+ */
+static int token_clean(const char *v, char **out)
+{
+	size_t len = strlen(v), i, n = 0;
+	char *t;
+
+	*out = NULL;
+	while (len && isspace((unsigned char)v[len - 1]))
+		len--;
+	while (len && isspace((unsigned char)*v)) {
+		v++;
+		len--;
+	}
+	t = malloc(len + 1);
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < len; i++)
+		if (v[i] != '\r' && v[i] != '\n')
+			t[n++] = v[i];
+	t[n] = '\0';
+	if (n)
+		*out = t;
+	else
+		free(t);
+	return 0;
+}
+
+/* The token file of the Hugging Face tools: $HF_TOKEN_PATH, else
+ * $HF_HOME/token, else $XDG_CACHE_HOME or ~/.cache /huggingface/token.
+ * 0, -ENOENT (none can be named), -ENAMETOOLONG. */
+static int token_path(char *out, size_t outlen)
+{
+	const char *p = getenv("HF_TOKEN_PATH");
+
+	if (p && *p)
+		return path_fmt(out, outlen, "%s", p);
+	p = getenv("HF_HOME");
+	if (p && *p)
+		return path_fmt(out, outlen, "%s/token", p);
+	p = getenv("XDG_CACHE_HOME");
+	if (p && *p)
+		return path_fmt(out, outlen, "%s/huggingface/token", p);
+	p = getenv("HOME");
+	if (p && *p)
+		return path_fmt(out, outlen, "%s/.cache/huggingface/token", p);
+	return -ENOENT;
+}
+
+/* $HF_TOKEN, $HUGGING_FACE_HUB_TOKEN, then the token file; none is no
+ * error (anonymous access). */
+static int hf_env_token(char **out, char *err, size_t errlen)
+{
+	static const char *const env_names[] = { "HF_TOKEN",
+						 "HUGGING_FACE_HUB_TOKEN" };
+	char path[PATH_MAX];
+	const char *env;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	for (i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++) {
+		env = getenv(env_names[i]);
+		if (!env)
+			continue;
+		rc = token_clean(env, out);
+		if (rc) {
+			snprintf(err, errlen, "out of memory");
+			return rc;
+		}
+		if (*out)
+			return 0;
+	}
+	if (token_path(path, sizeof(path)))
+		return 0;
+	rc = source_read_token_file(path, out);
+	if (rc && rc != -ENOENT)
+		hlog(HLOG_DEBUG, HLOG_FETCH, "no token from '%s': %s", path,
+		     strerror(-rc));
+	return 0;
+}
+
+/* HF_HUB_OFFLINE=1 (or true, yes, on), as huggingface_hub reads it. */
+static bool hf_env_offline(void)
+{
+	const char *v = getenv("HF_HUB_OFFLINE");
+
+	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") ||
+		     !strcasecmp(v, "yes") || !strcasecmp(v, "on"));
+}
+
+/* Pinned to a commit, named by its content hash: a file unchanged
+ * between revisions is stored once. */
+static void hf_target(const struct source *src, const struct manifest *m,
+		      uint64_t idx, struct fblob_target *t, char *idbuf,
+		      size_t idlen)
+{
+	const struct mentry *en = &m->entries[idx];
+
+	if (!en->content_id) {
+		source_url_target(src, m, idx, t, idbuf, idlen);
+	} else {
+		t->kind = src->kind;
+		t->size = en->size;
+		t->url = en->url;
+		t->name = en->path;
+		snprintf(idbuf, idlen, "%s", en->content_id);
+		t->content_id = idbuf;
+	}
+	t->pinned = true;
+	t->etag = NULL;
+	if (en->content_id && en->hash_kind &&
+	    (!strcmp(en->hash_kind, "sha256") ||
+	     !strcmp(en->hash_kind, "git-sha1"))) {
+		t->hash_kind = en->hash_kind;
+		t->hash = en->content_id;
+	}
+}
+
+/*
+ * A verified file goes into the huggingface_hub cache of -o hf_cache=,
+ * for use without the mount. Never a partial file: only verified blobs
+ * come here, and hf_cache_export renames into place.
+ */
+static void hf_blob_verified(const struct source *src,
+			     const struct manifest *m, uint64_t idx,
+			     const char *path)
+{
+	const struct source_hf *h = (const struct source_hf *)src;
+	const struct mentry *e = &m->entries[idx];
+	int err;
+
+	if (!h->export_dir)
+		return;
+	err = hf_cache_export(h->export_dir, src, m, idx, path);
+	if (err)
+		hlog(HLOG_WARN, HLOG_FETCH,
+		     "exporting '%s' to the hf cache '%s' failed: %s", e->path,
+		     h->export_dir, strerror(-err));
+	else
+		hlog(HLOG_DEBUG, HLOG_FETCH,
+		     "exported '%s' to the hf cache '%s'", e->path,
+		     h->export_dir);
+}
+
+static const struct source_optdef hf_options[] = {
+	{ "hf_cache", "a folder",
+	  "only hf:// sources have a huggingface_hub cache" },
+	{ NULL, NULL, NULL },
+};
+
 const struct source_ops source_hf_ops = {
 	.scheme = "hf",
+	.options = hf_options,
 	.open = hf_open,
+	.env_token = hf_env_token,
+	.env_offline = hf_env_offline,
 	.list = hf_list,
+	.target = hf_target,
+	.auth = source_bearer_auth,
+	.blob_verified = hf_blob_verified,
 	.free = hf_free,
 };
 
@@ -1307,73 +1433,6 @@ int hf_cache_resolve_dir(char *out, size_t outlen)
 	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }
 
-static int path_fmt(char *out, size_t outlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int path_fmt(char *out, size_t outlen, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, outlen, fmt, ap);
-	va_end(ap);
-	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
-}
-
-/* mkdir -p of path up to (not including) the byte at end. */
-static int mkdirs(const char *path, size_t end)
-{
-	char buf[PATH_MAX];
-	struct stat st;
-	size_t i;
-
-	if (end >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, end);
-	buf[end] = '\0';
-	for (i = 1; i <= end; i++) {
-		if (buf[i] != '/' && buf[i] != '\0')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		if (stat(buf, &st) < 0)
-			return -errno;
-		if (!S_ISDIR(st.st_mode))
-			return -ENOTDIR;
-		if (i < end)
-			buf[i] = '/';
-	}
-	return 0;
-}
-
-static int mkdirs_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? mkdirs(path, (size_t)(slash - path)) : 0;
-}
-
-static int fsync_dir_of(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, err = 0;
-
-	if (!slash || (size_t)(slash - path) >= sizeof(dir))
-		return 0;
-	memcpy(dir, path, (size_t)(slash - path));
-	dir[slash - path] = '\0';
-	fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0 && errno != EINVAL)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
 /* Copies src (size bytes) into a new file tmp (O_EXCL), fsynced. */
 static int copy_to(const char *src, const char *tmp, uint64_t size)
 {
@@ -1396,7 +1455,14 @@ static int copy_to(const char *src, const char *tmp, uint64_t size)
 	}
 	while (done < size) {
 		size_t want = size - done < BUF ? (size_t)(size - done) : BUF;
-		ssize_t n = pread(in, buf, want, (off_t)done);
+		ssize_t n;
+
+		/* On the worker pool: an unmount stops the copy here. */
+		if (work_cancelled()) {
+			err = -ECANCELED;
+			goto out;
+		}
+		n = pread(in, buf, want, (off_t)done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1478,7 +1544,7 @@ static int place_blob(const char *dst, const char *src, uint64_t size)
 	/* When dst was already a link to the same inode, rename() did
 	 * nothing and tmp is still there. */
 	unlink(tmp);
-	return fsync_dir_of(dst);
+	return fsync_parent(dst);
 }
 
 /* path: a symlink to target, replacing anything else atomically. */
@@ -1552,7 +1618,7 @@ int hf_cache_export(const char *hf_cache_dir, const struct source *src,
 		return -EINVAL;
 	en = &m->entries[idx];
 	commit = src->version ? src->version : m->version;
-	if (en->type != MENTRY_FILE || !commit || !is_commit(commit))
+	if (en->type != MENTRY_FILE || !commit || !source_is_commit(commit))
 		return -EINVAL;
 	etag = en->content_id;
 	if (!etag || !en->hash_kind ||
@@ -1583,7 +1649,7 @@ int hf_cache_export(const char *hf_cache_dir, const struct source *src,
 
 	err = path_fmt(path, sizeof(path), "%s/blobs/%s", repo, etag);
 	if (!err)
-		err = mkdirs_parent(path);
+		err = mkdir_parent(path, 0755);
 	if (!err)
 		err = place_blob(path, blob_path, en->size);
 	if (err)
@@ -1612,14 +1678,14 @@ int hf_cache_export(const char *hf_cache_dir, const struct source *src,
 	err = path_fmt(path, sizeof(path), "%s/snapshots/%s/%s", repo, commit,
 		       rpath);
 	if (!err)
-		err = mkdirs_parent(path);
+		err = mkdir_parent(path, 0755);
 	if (!err)
 		err = place_symlink(path, target);
 	if (err)
 		goto out;
 
 	/* refs/<revision>, nested for "refs/pr/1" */
-	if (!is_commit(h->revision)) {
+	if (!source_is_commit(h->revision)) {
 		if (!revision_ok(h->revision)) {
 			err = -EINVAL;
 			goto out;
@@ -1627,7 +1693,7 @@ int hf_cache_export(const char *hf_cache_dir, const struct source *src,
 		err = path_fmt(path, sizeof(path), "%s/refs/%s", repo,
 			       h->revision);
 		if (!err)
-			err = mkdirs_parent(path);
+			err = mkdir_parent(path, 0755);
 		if (!err)
 			err = place_ref(path, commit);
 	}

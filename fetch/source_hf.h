@@ -3,10 +3,13 @@
  * and hf://NAME, the Hugging Face Hub or a mirror (DESIGN.md "Sources",
  * shared/HF-API.md).
  *
- * The scheme itself is source_hf_ops (fetch/source.h). What is declared
- * here are its pure parts, exported so they can be tested and fuzzed
- * alone, and hf_cache_export(), which places a verified file into a
- * huggingface_hub cache (HF-API.md section 6).
+ * The scheme itself is source_hf_ops (fetch/source_i.h), with its
+ * environment policy (HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HF_TOKEN_PATH or
+ * $HF_HOME/token; HF_HUB_OFFLINE; HF_ENDPOINT) and its option
+ * -o hf_cache=. What is declared here are its pure parts, exported so
+ * they can be tested and fuzzed alone, and hf_cache_export(), which
+ * places a verified file into a huggingface_hub cache (HF-API.md
+ * section 6).
  */
 #ifndef HOLLOWFS_FETCH_SOURCE_HF_H
 #define HOLLOWFS_FETCH_SOURCE_HF_H

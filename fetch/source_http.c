@@ -28,14 +28,14 @@
 
 #include "fetch/dirindex.h"
 #include "fetch/engine.h"
+#include "fetch/http.h"
+#include "fetch/source_i.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
 
 struct source_http {
 	struct source base;	/* first */
 	char *url;		/* normalized SOURCE URL (owned) */
-	size_t max_entries;
-	int max_depth;
 };
 
 /* ---- URLs ------------------------------------------------------------- */
@@ -253,12 +253,14 @@ static int answer_error(const struct source_http *h, const char *url,
 			const struct http_result *res, int rc, char *err,
 			size_t errlen)
 {
-	if (res->status == 404 || res->status == 410) {
+	int status_err = http_status_errno(res->status);
+
+	if (status_err == -ENOENT) {
 		snprintf(err, errlen, "'%s' not found (HTTP %ld)", url,
 			 res->status);
-		return -ENOENT;
+		return status_err;
 	}
-	if (res->status == 401 || res->status == 403) {
+	if (status_err == -EACCES) {
 		if (h->base.auth)
 			snprintf(err, errlen, "'%s': access denied (HTTP %ld): "
 				 "the server refused the token", url,
@@ -267,13 +269,12 @@ static int answer_error(const struct source_http *h, const char *url,
 			snprintf(err, errlen, "'%s': access denied (HTTP %ld): "
 				 "set a token with -o token_file=", url,
 				 res->status);
-		return -EACCES;
+		return status_err;
 	}
-	if (res->status >= 400) {
-		rc = rc ? rc : http_status_errno(res->status);
+	if (status_err) {
 		snprintf(err, errlen, "'%s' failed: HTTP %ld", url,
 			 res->status);
-		return rc ? rc : -EIO;
+		return rc ? rc : status_err;
 	}
 	if (source_err_is_network(rc)) {
 		snprintf(err, errlen, "cannot reach '%s': %s", url,
@@ -317,16 +318,6 @@ struct walk {
 	size_t errlen;
 };
 
-static char *join(const char *a, const char *sep, const char *b,
-		  const char *tail)
-{
-	char *s;
-
-	if (asprintf(&s, "%s%s%s%s", a, sep, b, tail) < 0)
-		return NULL;
-	return s;
-}
-
 static int walk_push(struct walk *w, char *url, char *path, int depth)
 {
 	if (w->n == w->alloc) {
@@ -363,7 +354,7 @@ static void walk_release(struct walk *w)
  * warns once when not. */
 static bool walk_room(struct walk *w, const char *url, size_t pending)
 {
-	if (w->count + pending < w->h->max_entries)
+	if (w->count + pending < w->h->base.max_entries)
 		return true;
 	if (!w->capped)
 		hlog(HLOG_WARN, HLOG_FETCH,
@@ -486,6 +477,31 @@ static bool redirected_to_folder(const char *url, const char *answered)
 	return yes;
 }
 
+/* A file that HEAD found to be a folder (redirected to URL/): added, and
+ * queued to be listed. 0 (also when skipped) or a fatal error. */
+static int head_folder(struct walk *w, const struct folder *f,
+		       const struct head_job *j)
+{
+	char *url = source_join(j->url, "", "", "/");
+	char *path = strdup(j->path);
+	int rc = -ENOMEM;
+
+	if (!url || !path)
+		goto out_free;
+	rc = 0;
+	if (!walk_room(w, f->url, 0))
+		goto out_free;
+	rc = walk_add(w, f->url, j->path, MENTRY_DIR, 0, j->en->mtime, NULL,
+		      NULL);
+	if (rc)
+		goto out_free;
+	return walk_push(w, url, path, f->depth + 1);	/* takes both */
+out_free:
+	free(url);
+	free(path);
+	return rc < 0 ? rc : 0;
+}
+
 /*
  * HEADs every file of jobs[0, n) at once, waits for all, and adds them.
  * A file found to be a folder (redirected to URL/) is queued as one.
@@ -542,32 +558,7 @@ static int walk_heads(struct walk *w, const struct folder *f,
 		int fatal, rc;
 
 		if (!j->res.err && redirected_to_folder(j->url, j->res.url)) {
-			char *url = join(j->url, "", "", "/");
-			char *path = strdup(j->path);
-
-			if (!url || !path) {
-				free(url);
-				free(path);
-				return -ENOMEM;
-			}
-			if (!walk_room(w, f->url, 0)) {
-				free(url);
-				free(path);
-				continue;
-			}
-			rc = walk_add(w, f->url, j->path, MENTRY_DIR, 0,
-				      j->en->mtime, NULL, NULL);
-			if (rc < 0) {
-				free(url);
-				free(path);
-				return rc;
-			}
-			if (rc) {
-				free(url);
-				free(path);
-				continue;
-			}
-			rc = walk_push(w, url, path, f->depth + 1);
+			rc = head_folder(w, f, j);
 			if (rc)
 				return rc;
 			continue;
@@ -609,11 +600,11 @@ static int fetch_listing(struct walk *w, const struct folder *f,
 	rc = -EBADMSG;
 	if (p && p < res.body + res.body_len && *p == '[')
 		rc = dirindex_parse_json(res.body, res.body_len, f->url,
-					 w->h->max_entries, out);
+					 w->h->base.max_entries, out);
 	if (rc == -EBADMSG && res.body) {
 		*is_html = true;
 		rc = dirindex_parse_html(res.body, res.body_len, f->url,
-					 w->h->max_entries, out);
+					 w->h->base.max_entries, out);
 		if (!rc && !(*out)->nlinks) {
 			dirindex_free(*out);
 			*out = NULL;
@@ -646,12 +637,70 @@ static void free_jobs(struct head_job *jobs, size_t n)
 	free(jobs);
 }
 
+/*
+ * Entry en of folder f: added as a file, added and queued as a folder, or
+ * left to a HEAD request (appended to jobs). 0 (also when skipped), 1
+ * when the listing is full, or a fatal error.
+ */
+static int folder_entry(struct walk *w, const struct folder *f,
+			const struct dirindex_entry *en, bool is_html,
+			struct head_job *jobs, size_t *njobs)
+{
+	char shown[200];
+	char *esc, *url = NULL, *path = NULL;
+	int rc = -ENOMEM;
+
+	esc = url_escape_component(en->name);
+	if (!esc)
+		return -ENOMEM;
+	url = source_join(f->url, "", esc, en->is_dir ? "/" : "");
+	path = *f->path ? source_join(f->path, "/", en->name, "") :
+			  strdup(en->name);
+	free(esc);
+	if (!url || !path)
+		goto out_free;
+	rc = 1;
+	if (!walk_room(w, f->url, *njobs))
+		goto out_free;
+	if (!en->is_dir && (is_html || en->size < 0)) {
+		/* HTML, or JSON without a size: ask with HEAD */
+		jobs[*njobs].en = en;
+		jobs[*njobs].url = url;
+		jobs[*njobs].path = path;
+		(*njobs)++;
+		return 0;
+	}
+	if (!en->is_dir) {
+		rc = walk_add(w, f->url, path, MENTRY_FILE, (uint64_t)en->size,
+			      en->mtime, NULL, url);
+		goto out_skipped;
+	}
+	rc = walk_add(w, f->url, path, MENTRY_DIR, 0, en->mtime, NULL, NULL);
+	if (rc)
+		goto out_skipped;
+	if (f->depth + 1 > w->h->base.max_depth) {
+		hlog(HLOG_WARN, HLOG_FETCH,
+		     "listing of '%s': not entering '%s': more than %d "
+		     "folders deep", f->url,
+		     printable(en->name, shown, sizeof(shown)),
+		     w->h->base.max_depth);
+		goto out_free;	/* rc is 0 */
+	}
+	return walk_push(w, url, path, f->depth + 1);	/* takes both */
+out_skipped:
+	if (rc > 0)
+		rc = 0;		/* a skipped entry: go on */
+out_free:
+	free(url);
+	free(path);
+	return rc;
+}
+
 /* Lists folder f: adds its entries, queues its sub-folders. */
 static int walk_folder(struct walk *w, const struct folder *f)
 {
 	struct dirindex *d = NULL;
 	struct head_job *jobs = NULL;
-	char shown[200];
 	size_t i, njobs = 0;
 	bool is_html;
 	int rc;
@@ -668,76 +717,16 @@ static int walk_folder(struct walk *w, const struct folder *f)
 	if (d->truncated)
 		hlog(HLOG_WARN, HLOG_FETCH,
 		     "listing of '%s' has more than %zu entries: the rest is "
-		     "not shown", f->url, w->h->max_entries);
+		     "not shown", f->url, w->h->base.max_entries);
 	jobs = calloc(d->n ? d->n : 1, sizeof(*jobs));
 	if (!jobs) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (i = 0; i < d->n && !w->capped; i++) {
-		const struct dirindex_entry *en = &d->entries[i];
-		char *esc = url_escape_component(en->name);
-		char *url = NULL, *path = NULL;
-
-		if (!esc) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		url = join(f->url, "", esc, en->is_dir ? "/" : "");
-		path = *f->path ? join(f->path, "/", en->name, "") :
-				  strdup(en->name);
-		free(esc);
-		if (!url || !path) {
-			free(url);
-			free(path);
-			rc = -ENOMEM;
-			goto out;
-		}
-		if (!walk_room(w, f->url, njobs)) {
-			free(url);
-			free(path);
-			break;
-		}
-		if (!en->is_dir && (is_html || en->size < 0)) {
-			/* HTML, or JSON without a size: ask with HEAD */
-			jobs[njobs].en = en;
-			jobs[njobs].url = url;
-			jobs[njobs].path = path;
-			njobs++;
-			continue;
-		}
-		if (!en->is_dir) {
-			rc = walk_add(w, f->url, path, MENTRY_FILE,
-				      (uint64_t)en->size, en->mtime, NULL, url);
-			free(url);
-			free(path);
-			if (rc < 0)
-				goto out;
-			continue;
-		}
-		rc = walk_add(w, f->url, path, MENTRY_DIR, 0, en->mtime, NULL,
-			      NULL);
-		if (rc) {
-			free(url);
-			free(path);
-			if (rc < 0)
-				goto out;
-			continue;
-		}
-		if (f->depth + 1 > w->h->max_depth) {
-			hlog(HLOG_WARN, HLOG_FETCH,
-			     "listing of '%s': not entering '%s': more than %d "
-			     "folders deep", f->url,
-			     printable(en->name, shown, sizeof(shown)),
-			     w->h->max_depth);
-			free(url);
-			free(path);
-			continue;
-		}
-		rc = walk_push(w, url, path, f->depth + 1);
-		if (rc)
-			goto out;
-	}
+	for (i = 0; i < d->n && !w->capped && !rc; i++)
+		rc = folder_entry(w, f, &d->entries[i], is_html, jobs, &njobs);
+	if (rc < 0)
+		goto out;
 	rc = njobs ? walk_heads(w, f, jobs, njobs) : 0;
 out:
 	free_jobs(jobs, njobs);
@@ -780,7 +769,7 @@ static int list_single(struct walk *w, const char *url)
 
 	rc = engine_http(w->e, &req, &res);
 	if (!rc && redirected_to_folder(url, res.url)) {
-		folder = join(url, "", "", "/");
+		folder = source_join(url, "", "", "/");
 		rc = folder ? list_tree(w, folder) : -ENOMEM;
 		goto out;
 	}
@@ -832,37 +821,19 @@ static int http_open(const char *spec, const struct source_opts *o,
 	struct source_http *h;
 	int rc;
 
-	*out = NULL;
-	h = calloc(1, sizeof(*h));
+	h = (struct source_http *)source_alloc(sizeof(*h), &source_http_ops,
+					       "http", spec, o);
 	if (!h)
-		return -ENOMEM;
-	h->base.ops = &source_http_ops;
-	h->base.kind = "http";
-	h->max_entries = o->max_entries;	/* defaults set by source_open */
-	h->max_depth = o->max_depth;
-	h->base.spec = strdup(spec);
-	if (!h->base.spec) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+		return source_open_done(NULL, -ENOMEM, out, err, errlen);
 	rc = http_normalize(spec, &h->url, err, errlen);
-	if (rc)
-		goto fail;
-	h->base.cache_key = strdup(h->url);
-	if (!h->base.cache_key) {
-		rc = -ENOMEM;
-		goto fail;
+	if (!rc) {
+		h->base.cache_key = strdup(h->url);
+		if (!h->base.cache_key)
+			rc = -ENOMEM;
 	}
-	rc = source_set_token(&h->base, o->token, err, errlen);
-	if (rc)
-		goto fail;
-	*out = &h->base;
-	return 0;
-fail:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "out of memory");
-	source_free(&h->base);
-	return rc;
+	if (!rc)
+		rc = source_set_token(&h->base, o->token, err, errlen);
+	return source_open_done(&h->base, rc, out, err, errlen);
 }
 
 static int http_list(struct source *src, struct engine *e,
@@ -887,17 +858,8 @@ static int http_list(struct source *src, struct engine *e,
 		rc = list_tree(&w, h->url);
 	else
 		rc = list_single(&w, h->url);
-	if (rc)
-		goto out;
-	free(src->version);
-	src->version = strdup("listing");
-	w.m->source = strdup(src->spec);
-	w.m->version = strdup("listing");
-	if (!src->version || !w.m->source || !w.m->version) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = manifest_finish(w.m);
+	if (!rc)
+		rc = source_list_finish(src, w.m, "listing");
 	if (rc)
 		goto out;
 	hlog(HLOG_INFO, HLOG_FETCH, "listed '%s': %zu files, %" PRIu64
@@ -906,12 +868,7 @@ static int http_list(struct source *src, struct engine *e,
 	*out = w.m;
 	w.m = NULL;
 out:
-	if (rc == -ENOMEM)
-		snprintf(err, errlen, "listing '%s' failed: out of memory",
-			 h->url);
-	else if (rc && errlen && !err[0])
-		snprintf(err, errlen, "listing '%s' failed: %s", h->url,
-			 strerror(-rc));
+	source_list_failed(h->url, rc, err, errlen);
 	manifest_free(w.m);
 	walk_release(&w);
 	return rc;
@@ -921,5 +878,7 @@ const struct source_ops source_http_ops = {
 	.scheme = "http",
 	.open = http_open,
 	.list = http_list,
+	.target = source_url_target,
+	.auth = source_bearer_auth,
 	.free = http_free,
 };

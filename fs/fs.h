@@ -7,7 +7,7 @@
  * come from, the scheduler that fetches them, and a per-inode table that
  * keeps each file's fblob from its first open until unmount.
  *
- * Life cycle, in main.c's order:
+ * Life cycle, in mount.c's order:
  *   fs_new()       before the session is created (it is its userdata);
  *   fs_attach()    once the snapshot is listed, before the mount;
  *   ...            fuse_session_loop_mt() with fs_ll_ops;

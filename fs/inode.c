@@ -19,6 +19,7 @@
 #include "fetch/sched.h"
 #include "fetch/source.h"
 #include "fs/fs_i.h"
+#include "state/clock.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
 
@@ -185,11 +186,8 @@ int fs_inode_fblob(struct fs *fs, uint64_t idx, struct fblob **out)
 void fs_warn(struct fs *fs, uint64_t idx, const char *what, int err)
 {
 	_Atomic int64_t *last = &fs->inodes[idx].warned_s;
-	struct timespec ts;
-	int64_t now, prev;
+	int64_t now = (int64_t)(clock_now_ms() / 1000) + 1, prev;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec + 1;
 	prev = atomic_load(last);
 	if (prev && now - prev < FS_WARN_INTERVAL_S)
 		return;

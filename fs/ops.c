@@ -10,11 +10,19 @@
  * callback when sched_cancel() unregisters the waiter in time. No worker
  * thread ever waits for a chunk.
  *
+ * Thread role (DESIGN.md "Threads"): these run on libfuse's worker
+ * threads, which answer from the cache (splice), park reads that need
+ * chunks and hand work to the scheduler; they never wait on a socket, on
+ * a lock held across I/O, or on a hash of a whole file. Parked reads are
+ * answered on whichever thread completes them: the engine thread (after
+ * curl_multi_perform, never inside a curl callback) or a worker of the
+ * pool (file:// sources, probes).
+ *
  * Lock order: pending_read->lock, then sched->lock (inside sched_cancel);
- * file_handle->lock, then nothing. libfuse calls the interrupt callback
- * holding the request's own lock, which comes before both. No lock of
- * ours is held across a fuse_reply_*, a scheduler call that may call
- * back, or logging.
+ * a handle's prefetch_stream lock (fetch/prefetch.c), then nothing.
+ * libfuse calls the interrupt callback holding the request's own lock,
+ * which comes before both. No lock of ours is held across a
+ * fuse_reply_*, a scheduler call that may call back, or logging.
  */
 #define FUSE_USE_VERSION 312
 
@@ -34,11 +42,10 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "fetch/prefetch.h"
 #include "fetch/sched.h"
 #include "fetch/source.h"
 #include "fs/fs_i.h"
-#include "state/blob.h"
-#include "state/chunkmap.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
 
@@ -47,24 +54,13 @@
 #define XATTR_SOURCE "user.hollowfs.source"
 #define XATTR_SHA256 "user.hollowfs.sha256"
 
-/* Reads that start this close to where the last one ended still count as
- * sequential: the kernel sends readahead reads in parallel, and they may
- * arrive slightly out of order. */
-#define RA_SLACK_BYTES (1u << 20)
-
 /* Per open file, in fi->fh. */
 struct fhandle {
 	struct fs_open_link link;	/* first: fs_free may free it */
-	pthread_mutex_t lock;
 	uint64_t idx;		/* manifest index */
 	struct fblob *fb;	/* borrowed from the inode table; NULL for an
 				 * empty file */
-	/* Readahead state, protected by lock: */
-	bool seen;		/* a read happened */
-	uint64_t last_off;	/* start of the last read */
-	uint64_t next_off;	/* end of the last read */
-	uint64_t window;	/* readahead bytes, 0: none */
-	uint64_t ra_next;	/* chunks below it were asked for already */
+	struct prefetch_stream ra;	/* readahead; its own lock */
 };
 
 enum pr_state {
@@ -354,7 +350,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_mutex_init(&fh->lock, NULL);
+	prefetch_stream_init(&fh->ra);
 	fh->idx = idx;
 	fh->fb = fb;
 	fi->fh = (uint64_t)(uintptr_t)fh;
@@ -364,7 +360,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* The open was interrupted: no release will come. */
 		fs_open_del(fs, &fh->link);
-		pthread_mutex_destroy(&fh->lock);
+		prefetch_stream_release(&fh->ra);
 		free(fh);
 	}
 }
@@ -380,12 +376,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		/*
 		 * The kernel sends RELEASE only after every read of the
 		 * handle was answered, and op_read touches fh only before it
-		 * answers; taking the lock once makes that order visible to
-		 * thread checkers, which cannot see it through /dev/fuse.
+		 * answers; the release of the stream takes its lock once,
+		 * which makes that order visible to thread checkers.
 		 */
-		pthread_mutex_lock(&fh->lock);
-		pthread_mutex_unlock(&fh->lock);
-		pthread_mutex_destroy(&fh->lock);
+		prefetch_stream_release(&fh->ra);
 		free(fh);
 	}
 	fuse_reply_err(req, 0);
@@ -399,7 +393,7 @@ static void reply_from_blob(fuse_req_t req, struct fblob *fb, uint64_t off,
 	int res;
 
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	bv.buf[0].fd = fblob_blob(fb)->files.data_fd;
+	bv.buf[0].fd = fblob_data_fd(fb);
 	bv.buf[0].pos = (off_t)off;
 	/* On a local failure fuse_reply_data replies the error itself. */
 	res = fuse_reply_data(req, &bv, 0);
@@ -611,55 +605,15 @@ static void park_read(fuse_req_t req, struct fs *fs, struct fhandle *fh,
 	pr_reply(pr, st, err);
 }
 
-/*
- * Readahead for a handle: a read that starts where the last one ended
- * doubles the window (one chunk first, up to opts.readahead_max); any
- * other read resets it. Plans the chunks past last, up to the window,
- * that are not asked for yet in this sequential run: returns true with
- * [*from, *to] to want at READAHEAD priority.
- */
-static bool readahead_plan(struct fs *fs, struct fhandle *fh,
-			   uint64_t off, size_t len, uint64_t last,
-			   uint64_t *from, uint64_t *to)
-{
-	uint64_t chunk = fs->opts.chunk_size, max = fs->opts.readahead_max;
-	uint64_t nchunks = chunkmap_nchunks(fblob_blob(fh->fb)->map);
-	bool seq, want = false;
-
-	pthread_mutex_lock(&fh->lock);
-	seq = fh->seen && off >= fh->last_off &&
-	      off <= fh->next_off + RA_SLACK_BYTES &&
-	      off + RA_SLACK_BYTES >= fh->next_off;
-	if (!seq || !max) {
-		fh->window = 0;
-		fh->ra_next = 0;
-	} else if (!fh->window) {
-		fh->window = chunk < max ? chunk : max;
-	} else {
-		fh->window = fh->window * 2 < max ? fh->window * 2 : max;
-	}
-	fh->seen = true;
-	fh->last_off = off;
-	fh->next_off = off + len;
-	if (fh->window) {
-		uint64_t n = fh->window / chunk ? fh->window / chunk : 1;
-
-		*from = last + 1 > fh->ra_next ? last + 1 : fh->ra_next;
-		*to = last + n < nchunks - 1 ? last + n : nchunks - 1;
-		if (*from <= *to) {
-			fh->ra_next = *to + 1;
-			want = true;
-		}
-	}
-	pthread_mutex_unlock(&fh->lock);
-	return want;
-}
-
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
 	struct fhandle *fh = (struct fhandle *)(uintptr_t)fi->fh;
+	const struct prefetch_opts ra_opts = {
+		.chunk_size = fs->opts.chunk_size,
+		.readahead_max = fs->opts.readahead_max,
+	};
 	const struct mentry *e;
 	uint64_t idx, first, last, uoff, ra_from = 0, ra_to = 0;
 	struct fblob *fb;
@@ -683,8 +637,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	len = e->size - uoff < size ? (size_t)(e->size - uoff) : size;
 	fb = fh->fb;	/* the inode table's: valid until unmount */
-	if (!chunkmap_chunks_for(fblob_blob(fb)->map, uoff, len, &first,
-				 &last)) {
+	if (!fblob_chunks_for(fb, uoff, len, &first, &last)) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
@@ -692,8 +645,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * Plan the readahead now: once the reply is sent, the file may be
 	 * closed and fh freed by a RELEASE on another thread.
 	 */
-	ra = readahead_plan(fs, fh, uoff, len, last, &ra_from, &ra_to);
-	if (chunkmap_all_done(fblob_blob(fb)->map, first, last))
+	ra = prefetch_plan(&fh->ra, &ra_opts, uoff, len, last,
+			   fblob_nchunks(fb), &ra_from, &ra_to);
+	if (fblob_all_done(fb, first, last))
 		reply_from_blob(req, fb, uoff, len);
 	else
 		park_read(req, fs, fh, uoff, len, first, last);
@@ -717,25 +671,18 @@ static int xattr_value(struct fs *fs, uint64_t idx, const char *name,
 		       char *buf, size_t buflen)
 {
 	const struct mentry *e = &fs->manifest->entries[idx];
-	const struct chunkmap *map;
+	const char *url;
 	struct fblob *fb;
 	int err;
 
 	if (e->type != MENTRY_FILE)
 		return -ENODATA;
 	if (!strcmp(name, XATTR_SOURCE)) {
-		struct fblob_target t;
-		char *idbuf = malloc(buflen);
-
-		if (!idbuf)
-			return -ENOMEM;
-		source_target(fs->source, fs->manifest, idx, &t, idbuf,
-			      buflen);
-		err = t.url ? 0 : -ENODATA;
-		if (!err)
-			snprintf(buf, buflen, "%s", t.url);
-		free(idbuf);
-		return err;
+		url = source_file_url(fs->source, fs->manifest, idx);
+		if (!url)
+			return -ENODATA;
+		snprintf(buf, buflen, "%s", url);
+		return 0;
 	}
 	if (!strcmp(name, XATTR_SHA256)) {
 		if (!e->hash_kind || strcmp(e->hash_kind, "sha256") ||
@@ -754,12 +701,11 @@ static int xattr_value(struct fs *fs, uint64_t idx, const char *name,
 	err = fs_inode_fblob(fs, idx, &fb);	/* borrowed */
 	if (err)
 		return err;
-	map = fblob_blob(fb)->map;
 	if (!strcmp(name, XATTR_CACHED))
-		snprintf(buf, buflen, "%" PRIu64, chunkmap_done_bytes(map));
+		snprintf(buf, buflen, "%" PRIu64, fblob_done_bytes(fb));
 	else
 		snprintf(buf, buflen, "%" PRIu64 "/%" PRIu64,
-			 chunkmap_done_count(map), chunkmap_nchunks(map));
+			 fblob_done_count(fb), fblob_nchunks(fb));
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "state/hlog.h"
+#include "state/state_i.h"
 
 /* The errors by which sidecar_decode() rejects an image. */
 static bool sidecar_rejected(int err)
@@ -152,4 +153,22 @@ int blob_probe_chunk(struct blob *b, uint64_t idx, bool *done)
 	chunkmap_chunk_range(b->map, idx, &off, &len);
 	return cache_chunk_check(b->files.data_fd, b->files.sums_fd, idx, off,
 				 len, done);
+}
+
+int blob_sums_entry(const struct blob *b, uint64_t idx, uint64_t *sum)
+{
+	uint8_t le[8];
+	ssize_t n;
+
+	*sum = 0;
+	if (idx >= b->nchunks)
+		return -EINVAL;
+	do
+		n = pread(b->files.sums_fd, le, sizeof(le), (off_t)(idx * 8));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == (ssize_t)sizeof(le))
+		*sum = get_le64(le);
+	return 0;
 }

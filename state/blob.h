@@ -64,4 +64,13 @@ int blob_save(struct blob *b) __attribute__((warn_unused_result));
 int blob_probe_chunk(struct blob *b, uint64_t idx, bool *done)
 	__attribute__((warn_unused_result));
 
+/*
+ * The sums entry of chunk idx (8 bytes, no hashing): 0 means the chunk is
+ * certainly not complete on disk, anything else that blob_probe_chunk
+ * must decide. A sums file too short reads as 0. Returns 0 or a read
+ * error.
+ */
+int blob_sums_entry(const struct blob *b, uint64_t idx, uint64_t *sum)
+	__attribute__((warn_unused_result));
+
 #endif

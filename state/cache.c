@@ -2,7 +2,7 @@
  * cache.c: the cache directory, its layout, the files of a blob, the
  * cross-process chunk locks and the sums entries.
  *
- * No locks inside: struct cache is read-only after cache_open(), and
+ * No locks inside: struct cache is read-only after cache_new(), and
  * everything shared with other processes goes through the file system
  * (OFD locks, atomic renames, pread/pwrite at fixed offsets).
  *
@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "state/fsutil.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
 #include "state/sidecar.h"
@@ -41,23 +41,6 @@
 struct cache {
 	char *dir;	/* owned; no trailing '/' unless it is "/" */
 };
-
-/* snprintf into out; -ENAMETOOLONG when it does not fit. */
-static int __attribute__((format(printf, 3, 4)))
-path_fmt(char *out, size_t outlen, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(out, outlen, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n >= outlen)
-		return -ENAMETOOLONG;
-	return 0;
-}
 
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
@@ -116,31 +99,6 @@ int pread_all(int fd, void *buf, size_t len, uint64_t off)
 	if (err)
 		return err;
 	return got == len ? 0 : -EIO;
-}
-
-static int fsync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX];
-	int fd, err = 0;
-
-	if (!slash) {
-		strcpy(dir, ".");
-	} else if (slash == path) {
-		strcpy(dir, "/");
-	} else if ((size_t)(slash - path) >= sizeof(dir)) {
-		return -ENAMETOOLONG;
-	} else {
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = 0;
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		err = -errno;
-	close(fd);
-	return err;
 }
 
 uint64_t cache_nonce(void)
@@ -235,57 +193,13 @@ out_close:
 	return err;
 }
 
-/* mkdir that accepts an existing folder; -ENOTDIR for anything else. */
-static int mkdir_one(const char *path)
-{
-	struct stat st;
-
-	if (!mkdir(path, DIR_MODE))
-		return 0;
-	if (errno != EEXIST)
-		return -errno;
-	if (stat(path, &st) < 0)
-		return -errno;
-	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	char *p;
-	int err;
-
-	err = path_fmt(buf, sizeof(buf), "%s", path);
-	if (err)
-		return err;
-	for (p = buf + 1; *p; p++) {
-		if (*p != '/' || p[-1] == '/')
-			continue;
-		*p = 0;
-		err = mkdir_one(buf);
-		*p = '/';
-		if (err)
-			return err;
-	}
-	return mkdir_one(buf);
-}
-
 int cache_resolve_dir(const char *opt, char *out, size_t outlen)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
-	char cwd[PATH_MAX];
 
-	if (opt) {
-		if (!*opt)
-			return -EINVAL;
-		if (opt[0] == '/')
-			return path_fmt(out, outlen, "%s", opt);
-		/* The daemon changes to "/": keep the folder it was given. */
-		if (!getcwd(cwd, sizeof(cwd)))
-			return -errno;
-		return path_fmt(out, outlen, "%s/%s", cwd, opt);
-	}
+	if (opt)	/* the daemon changes to "/": keep the folder given */
+		return path_abs(opt, out, outlen);
 	/* The XDG spec says a relative XDG_CACHE_HOME is to be ignored. */
 	if (xdg && xdg[0] == '/')
 		return path_fmt(out, outlen, "%s/hollowfs", xdg);
@@ -315,7 +229,7 @@ static int probe_writable(const char *dir)
 	return 0;
 }
 
-int cache_open(const char *dir, struct cache **out)
+int cache_new(const char *dir, struct cache **out)
 {
 	static const char *const subdirs[] = { "blobs", "snapshots", "refs" };
 	char path[PATH_MAX];
@@ -326,13 +240,13 @@ int cache_open(const char *dir, struct cache **out)
 	*out = NULL;
 	if (!dir || !*dir)
 		return -EINVAL;
-	err = mkdir_p(dir);
+	err = mkdir_p(dir, DIR_MODE);
 	if (err)
 		return err;
 	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		err = path_fmt(path, sizeof(path), "%s/%s", dir, subdirs[i]);
 		if (!err)
-			err = mkdir_one(path);
+			err = mkdir_one(path, DIR_MODE);
 		if (err)
 			return err;
 		err = probe_writable(path);
@@ -483,7 +397,7 @@ int cache_blob_open(const struct cache *c, const char *hex,
 	if (!err && !hex_ok(hex))
 		err = -EINVAL;
 	if (!err)
-		err = mkdir_one(path);
+		err = mkdir_one(path, DIR_MODE);
 	if (err)
 		return err;
 
@@ -678,7 +592,7 @@ static int keyed_path(const struct cache *c, const char *area, const char *key,
 	cache_identity_hex(canon.digest, hex);
 	err = path_fmt(out, outlen, "%s/%s/%s", c->dir, area, hex);
 	if (!err && mkdir)
-		err = mkdir_one(out);
+		err = mkdir_one(out, DIR_MODE);
 	if (!err)
 		err = path_fmt(out, outlen, "%s/%s/%s/%s%s", c->dir, area, hex,
 			       esc, suffix);

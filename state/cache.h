@@ -51,7 +51,7 @@ int cache_resolve_dir(const char *opt, char *out, size_t outlen)
  * creating and removing a file in each layout folder. -EINVAL for an empty
  * dir; -EACCES, -EROFS, -ENOTDIR (a part of the path is a file), ... as
  * the syscalls say. */
-int cache_open(const char *dir, struct cache **out)
+int cache_new(const char *dir, struct cache **out)
 	__attribute__((warn_unused_result));
 void cache_free(struct cache *c);	/* accepts NULL */
 const char *cache_dir(const struct cache *c);

@@ -36,7 +36,7 @@ static void to_hex(const unsigned char *md, unsigned int len,
 }
 
 int verify_blob(const struct blob *b, const char *kind,
-		char hex[VERIFY_HEX_MAX])
+		char hex[VERIFY_HEX_MAX], bool (*cancelled)(void))
 {
 	uint64_t size = b->layout.file_size, off = 0;
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -70,6 +70,10 @@ int verify_blob(const struct blob *b, const char *kind,
 		size_t n = size - off < VERIFY_BLOCK ? (size_t)(size - off) :
 						       VERIFY_BLOCK;
 
+		if (cancelled && cancelled()) {
+			err = -ECANCELED;
+			goto out;
+		}
 		err = pread_all(b->files.data_fd, buf, n, off);
 		if (err)
 			goto out;

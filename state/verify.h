@@ -21,11 +21,14 @@ bool verify_kind_known(const char *kind);
 /*
  * Hashes the blob's data file as kind ("sha256": its bytes; "git-sha1":
  * the git blob object, sha1 of "blob SIZE\0" + bytes) into hex, reading
- * in bounded blocks. Returns 0, -EINVAL for an unknown kind, or a read
- * error. Call only when every chunk is DONE.
+ * in bounded blocks. cancelled (may be NULL) is asked between blocks: when
+ * it returns true, the hash stops with -ECANCELED. Returns 0, -EINVAL for
+ * an unknown kind, -ECANCELED, or a read error. Call only when every
+ * chunk is DONE.
  */
 int verify_blob(const struct blob *b, const char *kind,
-		char hex[VERIFY_HEX_MAX]) __attribute__((warn_unused_result));
+		char hex[VERIFY_HEX_MAX], bool (*cancelled)(void))
+	__attribute__((warn_unused_result));
 
 /* Whether the marker says this blob passed kind/hash. */
 bool verify_marked(const struct blob *b, const char *kind, const char *hash);

@@ -182,7 +182,7 @@ int main(int argc, char **argv)
 	t.name = t.url;
 	t.content_id = t.url;
 
-	err = cache_open(cache_dir, &c);
+	err = cache_new(cache_dir, &c);
 	if (err)
 		goto out;
 	err = engine_new(&eo, &e);

@@ -91,7 +91,7 @@ static int fx_setup(void **state)
 	snprintf(fx->dir, sizeof(fx->dir), "%s/test_blob.XXXXXX",
 		 tmp ? tmp : "/tmp");
 	assert_non_null(mkdtemp(fx->dir));
-	assert_int_equal(cache_open(fx->dir, &fx->c), 0);
+	assert_int_equal(cache_new(fx->dir, &fx->c), 0);
 	fx->log_f = open_memstream(&fx->log, &fx->log_len);
 	assert_non_null(fx->log_f);
 	hlog_set_sink(fx->log_f, false);

@@ -94,7 +94,7 @@ static int fx_setup_open(void **state)
 
 	fx_setup(state);
 	fx = *state;
-	assert_int_equal(cache_open(fx->cdir, &fx->c), 0);
+	assert_int_equal(cache_new(fx->cdir, &fx->c), 0);
 	return 0;
 }
 
@@ -275,10 +275,10 @@ static void test_open_creates_layout(void **state)
 
 	/* Doubled and trailing slashes are odd but valid. */
 	snprintf(deep, sizeof(deep), "%s/x//y/", fx->dir);
-	assert_int_equal(cache_open(deep, &c2), 0);
+	assert_int_equal(cache_new(deep, &c2), 0);
 	cache_free(c2);
 	snprintf(deep, sizeof(deep), "%s/a/b/c/", fx->dir);
-	assert_int_equal(cache_open(deep, &fx->c), 0);
+	assert_int_equal(cache_new(deep, &fx->c), 0);
 	snprintf(path, sizeof(path), "%s/a/b/c", fx->dir);
 	assert_string_equal(cache_dir(fx->c), path);
 	snprintf(path, sizeof(path), "%s/a/b/c/blobs", fx->dir);
@@ -288,7 +288,7 @@ static void test_open_creates_layout(void **state)
 	snprintf(path, sizeof(path), "%s/a/b/c/refs", fx->dir);
 	assert_true(is_dir(path));
 	/* Opening an existing cache again is fine; the probe left nothing. */
-	assert_int_equal(cache_open(deep, &c2), 0);
+	assert_int_equal(cache_new(deep, &c2), 0);
 	cache_free(c2);
 	snprintf(path, sizeof(path), "%s/a/b/c/blobs", fx->dir);
 	{
@@ -310,9 +310,9 @@ static void test_open_rejects_bad_args(void **state)
 {
 	struct cache *c = (void *)1;
 
-	assert_int_equal(cache_open("", &c), -EINVAL);
+	assert_int_equal(cache_new("", &c), -EINVAL);
 	assert_null(c);
-	assert_int_equal(cache_open(NULL, &c), -EINVAL);
+	assert_int_equal(cache_new(NULL, &c), -EINVAL);
 }
 
 static void test_open_under_a_file(void **state)
@@ -324,10 +324,10 @@ static void test_open_under_a_file(void **state)
 	snprintf(file, sizeof(file), "%s/file", fx->dir);
 	write_bytes(file, "x", 1);
 	snprintf(dir, sizeof(dir), "%s/file/cache", fx->dir);
-	assert_int_equal(cache_open(dir, &c), -ENOTDIR);
+	assert_int_equal(cache_new(dir, &c), -ENOTDIR);
 	assert_null(c);
 	/* The cache folder itself is a file. */
-	assert_int_equal(cache_open(file, &c), -ENOTDIR);
+	assert_int_equal(cache_new(file, &c), -ENOTDIR);
 }
 
 static void test_open_layout_entry_is_a_file(void **state)
@@ -339,7 +339,7 @@ static void test_open_layout_entry_is_a_file(void **state)
 	assert_int_equal(mkdir(fx->cdir, 0755), 0);
 	snprintf(path, sizeof(path), "%s/snapshots", fx->cdir);
 	write_bytes(path, "x", 1);
-	assert_int_equal(cache_open(fx->cdir, &c), -ENOTDIR);
+	assert_int_equal(cache_new(fx->cdir, &c), -ENOTDIR);
 	assert_null(c);
 }
 
@@ -348,14 +348,14 @@ static void test_open_in_proc_fails(void **state)
 	struct cache *c = (void *)1;
 
 	/* procfs refuses new folders whoever we are. */
-	assert_true(cache_open("/proc/hollowfs-test/cache", &c) < 0);
+	assert_true(cache_new("/proc/hollowfs-test/cache", &c) < 0);
 	assert_null(c);
 }
 
 static int open_as_user(void *arg)
 {
 	struct cache *c = NULL;
-	int err = cache_open(arg, &c);
+	int err = cache_new(arg, &c);
 
 	cache_free(c);
 	return err == -EACCES ? 0 : 1;

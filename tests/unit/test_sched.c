@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "fetch/engine.h"
 #include "fetch/fetch_i.h"
@@ -31,6 +32,7 @@
 #include "state/blob.h"
 #include "state/cache.h"
 #include "state/chunkmap.h"
+#include "state/verify.h"
 
 #define CS (64u << 10)			/* chunk size: the smallest valid */
 #define NCHUNKS 16
@@ -120,7 +122,7 @@ static int make_fixture(struct fixture *fx, const struct sched_opts *o)
 	if (!mkdtemp(fx->dir))
 		return -1;
 	snprintf(path, sizeof(path), "%s/cache", fx->dir);
-	if (cache_open(path, &fx->cache))
+	if (cache_new(path, &fx->cache))
 		return -1;
 	if (o) {
 		fx->o = *o;
@@ -203,6 +205,12 @@ static void take(struct fixture *fx, bool background, struct fetch_job *job)
 		    job->lock_fd >= 0);
 }
 
+/* Waits for the worker pool (chunk probes) to finish what it has. */
+static void settle(struct fixture *fx)
+{
+	assert_int_equal(sched_settle(fx->s, 5000), 0);
+}
+
 static void take_none(struct fixture *fx, bool background)
 {
 	struct fetch_job job;
@@ -217,7 +225,7 @@ static void job_chunk(struct fixture *fx, struct fetch_job *job, uint64_t idx)
 {
 	assert_true(idx >= job->first && idx < job->first + job->count);
 	write_chunk(job->data_fd, job->sums_fd, job->file_size, idx);
-	sched_chunk_done(fx->s, job, idx);
+	sched_chunk_done(fx->s, job, idx, NULL);
 }
 
 /* The engine's whole job: every chunk, then the end. */
@@ -881,7 +889,7 @@ static void test_cancel_under_callers_lock(void **state)
 		}
 		for (i = job.first; i < job.first + job.count; i++) {
 			write_chunk(job.data_fd, job.sums_fd, job.file_size, i);
-			sched_chunk_done(fx->s, &job, i);
+			sched_chunk_done(fx->s, &job, i, NULL);
 		}
 		sched_job_end(fx->s, &job, job.first + job.count, 0);
 		pthread_mutex_lock(&lw.lock);
@@ -1091,8 +1099,10 @@ static void test_chunk_on_disk_is_not_fetched(void **state)
 	write_chunk(b->files.data_fd, b->files.sums_fd, FSIZE, 3);
 	assert_int_equal(st_of(fx, 3), CHUNK_MISSING);
 	want_cb(fx, 3, 3, SCHED_DEMAND, &c);
-	/* job_claim finds it complete: no job, the waiter fires. */
+	/* Its sums entry sends it to a probe on the worker pool, which finds
+	 * it complete: no job, the waiter fires. */
 	assert_int_equal(sched_take_job(fx->s, true, &job, &next_ms), 0);
+	settle(fx);
 	assert_int_equal(st_of(fx, 3), CHUNK_DONE);
 	assert_int_equal(atomic_load(&c.calls), 1);
 	assert_int_equal(atomic_load(&c.err), 0);
@@ -1106,6 +1116,9 @@ static void test_chunk_on_disk_is_not_fetched(void **state)
 	assert_int_equal(job.count, 2);
 	assert_int_equal(job.off, 10 * CS);
 	serve(fx, &job);
+	settle(fx);
+	assert_int_equal(st_of(fx, 8), CHUNK_DONE);
+	assert_int_equal(st_of(fx, 9), CHUNK_DONE);
 	take_none(fx, true);
 }
 
@@ -1115,6 +1128,7 @@ static uint32_t take_all_jobs(struct fixture *fx, int deadline_ms)
 	uint64_t deadline = now_ms() + (uint64_t)deadline_ms;
 	uint32_t fetched = 0;
 	struct fetch_job job;
+	bool idle = false;
 	int next_ms;
 
 	while (now_ms() < deadline) {
@@ -1122,11 +1136,19 @@ static uint32_t take_all_jobs(struct fixture *fx, int deadline_ms)
 
 		next_ms = -1;
 		if (!sched_take_job(fx->s, true, &job, &next_ms)) {
-			if (next_ms < 0)
-				break;
+			if (next_ms < 0) {
+				/* Probes may queue chunks again: wait for the
+				 * pool, then look once more. */
+				if (idle)
+					break;
+				settle(fx);
+				idle = true;
+				continue;
+			}
 			sleep_ms(next_ms > 0 ? next_ms : 1);
 			continue;
 		}
+		idle = false;
 		for (i = job.first; i < job.first + job.count; i++)
 			fetched |= 1u << i;
 		serve(fx, &job);
@@ -1160,8 +1182,11 @@ static void test_bad_sums_entry_is_fetched(void **state)
 	write_chunk(b->files.data_fd, b->files.sums_fd, FSIZE, 4);
 	assert_int_equal(cache_sums_write(b->files.sums_fd, 4, 12345), 0);
 	want_q(fx, 4, 4, SCHED_DEMAND);
-	take(fx, true, &job);
+	/* The probe finds the entry wrong, clears it and queues the chunk
+	 * again (take_poll: the job comes once the probe is over). */
+	take_poll(fx, true, &job);
 	assert_int_equal(job.first, 4);
+	assert_int_equal(job.count, 1);
 	serve(fx, &job);
 	/* And bytes with a sums entry of 0 (none) are fetched too. */
 	write_chunk(b->files.data_fd, b->files.sums_fd, FSIZE, 5);
@@ -1195,6 +1220,7 @@ static void test_chunk_locked_elsewhere_is_deferred(void **state)
 	cache_chunk_unlock(other->files.lock_fd, 6);
 	sleep_ms(next_ms + 10);
 	assert_int_equal(sched_take_job(fx->s, true, &job, &next_ms), 0);
+	settle(fx);
 	assert_int_equal(atomic_load(&c.calls), 1);
 	assert_int_equal(atomic_load(&c.err), 0);
 	assert_int_equal(st_of(fx, 6), CHUNK_DONE);
@@ -1348,7 +1374,7 @@ static void *stress_engine(void *arg)
 					     cache_chunk_sum(buf, len)))
 				atomic_fetch_add(&st->failures, 1);
 			atomic_fetch_add(&st->served[i], 1);
-			sched_chunk_done(st->s, &job, i);
+			sched_chunk_done(st->s, &job, i, NULL);
 		}
 		sched_job_end(st->s, &job, job.first + job.count, 0);
 	}
@@ -1510,6 +1536,343 @@ static void test_want_racing_fail_blob_is_never_lost(void **state)
 	race_rounds(state, true);
 }
 
+/* ---- the worker pool's jobs: file:// copies, whole-file checks ---- */
+
+/* The remote file's bytes at path, size bytes long: a file:// source. */
+static void make_source_file(const char *path, uint64_t size)
+{
+	static uint8_t buf[CS];
+	uint64_t off;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	for (off = 0; off < size; off += CS) {
+		size_t n = size - off < CS ? (size_t)(size - off) : CS;
+
+		fill(buf, off, n);
+		assert_int_equal(pwrite_all(fd, buf, n, off), 0);
+	}
+	close(fd);
+}
+
+static void sha256_hex(const void *buf, size_t len, uint64_t zeros,
+		       char hex[65])
+{
+	static const uint8_t zero[1 << 16];
+	unsigned char md[32];
+	unsigned int mdlen = 0, i;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	assert_non_null(ctx);
+	assert_true(EVP_DigestInit_ex(ctx, EVP_sha256(), NULL));
+	if (len)
+		EVP_DigestUpdate(ctx, buf, len);
+	while (zeros) {
+		size_t n = zeros < sizeof(zero) ? (size_t)zeros : sizeof(zero);
+
+		EVP_DigestUpdate(ctx, zero, n);
+		zeros -= n;
+	}
+	assert_true(EVP_DigestFinal_ex(ctx, md, &mdlen));
+	EVP_MD_CTX_free(ctx);
+	for (i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Opens a second fblob in fx's scheduler: the same content, read from a
+ * local file by the worker pool. */
+static struct fblob *open_local(struct fixture *fx, const char *path,
+				uint64_t size)
+{
+	struct fblob_target t = {
+		.kind = "file",
+		.content_id = path,
+		.size = size,
+		.url = "file:///source/local.bin",
+		.name = "local.bin",
+		.local_path = path,
+	};
+	struct fblob *fb = NULL;
+
+	assert_int_equal(sched_open(fx->s, &t, &fb), 0);
+	return fb;
+}
+
+/*
+ * Acts as the engine for a file:// blob: sched_take_job hands its runs to
+ * the worker pool and returns none of them. Polls until c fired.
+ */
+static void dispatch_until(struct fixture *fx, struct cb *c)
+{
+	uint64_t deadline = now_ms() + 10000;
+	struct fetch_job job;
+	int next_ms;
+
+	while (!atomic_load(&c->calls)) {
+		assert_true(now_ms() < deadline);
+		assert_int_equal(sched_take_job(fx->s, true, &job, &next_ms),
+				 0);
+		sleep_ms(1);
+	}
+}
+
+static void test_file_source_copied_on_workers(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX + 16];
+	struct fblob *fb;
+	struct blob *b;
+	struct cb c = { 0 };
+	uint64_t i;
+
+	snprintf(path, sizeof(path), "%s/source.bin", fx->dir);
+	make_source_file(path, FSIZE);
+	fb = open_local(fx, path, FSIZE);
+	b = fblob_blob(fb);
+	assert_int_equal(sched_want(fx->s, fb, 0, NCHUNKS - 1, SCHED_DEMAND,
+				    cb_done, &c, NULL), 0);
+	dispatch_until(fx, &c);
+	assert_int_equal(atomic_load(&c.err), 0);
+	for (i = 0; i < NCHUNKS; i++) {
+		bool done = false;
+
+		assert_int_equal(chunkmap_get(b->map, i), CHUNK_DONE);
+		assert_true(chunk_on_disk_ok(b, i));
+		/* Its sums entry was written: another process trusts it. */
+		assert_int_equal(blob_probe_chunk(b, i, &done), 0);
+		assert_true(done);
+	}
+	settle(fx);
+	fblob_put(fb);
+}
+
+static void test_file_source_changed_fails_blob(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX + 16];
+	struct fblob *fb;
+	struct cb c = { 0 };
+
+	snprintf(path, sizeof(path), "%s/source.bin", fx->dir);
+	make_source_file(path, FSIZE - 1);	/* not the listed size */
+	fb = open_local(fx, path, FSIZE);
+	assert_int_equal(sched_want(fx->s, fb, 2, 2, SCHED_DEMAND, cb_done,
+				    &c, NULL), 0);
+	dispatch_until(fx, &c);
+	assert_int_equal(atomic_load(&c.err), -ESTALE);
+	assert_int_equal(fblob_error(fb), -ESTALE);
+	settle(fx);
+	fblob_put(fb);
+}
+
+struct bytes_cb {
+	atomic_int calls;
+	int err;
+	uint8_t buf[4096];
+	size_t len;
+};
+
+static void on_bytes(void *arg, int err, const char *buf, size_t len)
+{
+	struct bytes_cb *bc = arg;
+
+	bc->err = err;
+	bc->len = len;
+	if (!err)
+		memcpy(bc->buf, buf, len < sizeof(bc->buf) ? len :
+							     sizeof(bc->buf));
+	atomic_fetch_add(&bc->calls, 1);
+}
+
+static void test_uncached_read_of_file_source(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX + 16];
+	struct bytes_cb bc = { 0 };
+	uint8_t want[4096];
+	uint64_t deadline;
+	struct fblob *fb;
+
+	snprintf(path, sizeof(path), "%s/source.bin", fx->dir);
+	make_source_file(path, FSIZE);
+	fb = open_local(fx, path, FSIZE);
+	/* No engine: the bytes come from the worker pool, by pread. */
+	assert_int_equal(sched_read_uncached(fx->s, fb, 3 * CS + 5,
+					     sizeof(want), on_bytes, &bc), 0);
+	deadline = now_ms() + 5000;
+	while (!atomic_load(&bc.calls))
+		assert_true(now_ms() < deadline), sleep_ms(1);
+	assert_int_equal(bc.err, 0);
+	assert_int_equal(bc.len, sizeof(want));
+	fill(want, 3 * CS + 5, sizeof(want));
+	assert_memory_equal(bc.buf, want, sizeof(want));
+	/* The cache was not touched. */
+	assert_int_equal(chunkmap_get(fblob_blob(fb)->map, 3), CHUNK_MISSING);
+	fblob_put(fb);
+}
+
+/* Hooks of the scheduler, recording the thread they ran on. */
+struct hooks {
+	atomic_int verified, corrupt;
+	atomic_bool on_test_thread;
+	pthread_t test_thread;
+};
+
+static void hook_verified(void *arg, struct fblob *fb)
+{
+	struct hooks *h = arg;
+
+	(void)fb;
+	if (pthread_equal(pthread_self(), h->test_thread))
+		atomic_store(&h->on_test_thread, true);
+	atomic_fetch_add(&h->verified, 1);
+}
+
+static void hook_corrupt(void *arg, struct fblob *fb)
+{
+	struct hooks *h = arg;
+
+	(void)fb;
+	atomic_fetch_add(&h->corrupt, 1);
+}
+
+/* A fixture whose scheduler has the hooks; *state is the fixture. */
+static struct hooks fx_hooks;
+
+static int fx_setup_hooks(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct sched_opts o;
+
+	memset(&fx_hooks, 0, sizeof(fx_hooks));
+	fx_hooks.test_thread = pthread_self();
+	sched_opts_default(&o);
+	o.chunk_size = CS;
+	o.max_run_chunks = 4;
+	o.save_interval_ms = 600000;
+	o.on_verified = hook_verified;
+	o.on_corrupt = hook_corrupt;
+	o.on_verified_arg = &fx_hooks;
+	if (!fx || make_fixture(fx, &o))
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+/* Opens the file with a sha256 (right or not) and fetches all of it. */
+static struct fblob *fetch_hashed(struct fixture *fx, const char *hash)
+{
+	struct fblob_target t = fx->t;
+	struct fetch_job job;
+	struct fblob *fb = NULL;
+	int next_ms;
+
+	t.content_id = hash;
+	t.pinned = true;
+	t.hash_kind = "sha256";
+	t.hash = hash;
+	assert_int_equal(sched_open(fx->s, &t, &fb), 0);
+	assert_int_equal(sched_want(fx->s, fb, 0, NCHUNKS - 1, SCHED_DEMAND,
+				    NULL, NULL, NULL), 0);
+	while (sched_take_job(fx->s, true, &job, &next_ms))
+		serve(fx, &job);
+	return fb;
+}
+
+static void test_complete_blob_verified_on_worker(void **state)
+{
+	struct fixture *fx = *state;
+	static uint8_t all[FSIZE];
+	char hash[65];
+	struct fblob *fb;
+
+	fill(all, 0, FSIZE);
+	sha256_hex(all, FSIZE, 0, hash);
+	fb = fetch_hashed(fx, hash);
+	settle(fx);
+	assert_true(fblob_verified(fb));
+	assert_int_equal(fblob_error(fb), 0);
+	assert_int_equal(atomic_load(&fx_hooks.verified), 1);
+	assert_int_equal(atomic_load(&fx_hooks.corrupt), 0);
+	/* Not on the thread that completed the chunks (the engine's). */
+	assert_false(atomic_load(&fx_hooks.on_test_thread));
+	assert_true(verify_marked(fblob_blob(fb), "sha256", hash));
+	fblob_put(fb);
+}
+
+static void test_corrupt_blob_failed_on_worker(void **state)
+{
+	struct fixture *fx = *state;
+	const char *wrong = "00000000000000000000000000000000"
+			    "00000000000000000000000000000000";
+	struct fblob *fb;
+	struct cb c = { 0 };
+
+	fb = fetch_hashed(fx, wrong);
+	settle(fx);
+	assert_false(fblob_verified(fb));
+	assert_int_equal(fblob_error(fb), -EBADMSG);
+	assert_int_equal(atomic_load(&fx_hooks.corrupt), 1);
+	assert_int_equal(atomic_load(&fx_hooks.verified), 0);
+	/* Discarded: nothing of it is served any more. */
+	assert_int_equal(chunkmap_done_count(fblob_blob(fb)->map), 0);
+	assert_int_equal(sched_want(fx->s, fb, 0, 0, SCHED_DEMAND, cb_done,
+				    &c, NULL), -EBADMSG);
+	fblob_put(fb);
+}
+
+/*
+ * A 2 GiB blob completes and its sha256 check starts on the pool: a
+ * shutdown (unmount) does not wait for it, it stops within a block.
+ */
+static void test_shutdown_cuts_verification_short(void **state)
+{
+	struct fixture *fx = *state;
+	struct fblob_target t = fx->t;
+	struct sched_opts o = fx->o;
+	struct fetch_job job;
+	struct sched *s = NULL;
+	struct fblob *fb = NULL;
+	int next_ms;
+	uint64_t t0, elapsed;
+
+	o.chunk_size = 64u << 20;
+	o.max_run_chunks = 32;
+	assert_int_equal(sched_new(&o, fx->cache, NULL, &s), 0);
+	t.size = 2ull << 30;
+	t.content_id = "big";
+	t.pinned = true;
+	t.hash_kind = "sha256";
+	t.hash = "1111111111111111111111111111111111111111111111111111111111111111";
+	assert_int_equal(sched_open(s, &t, &fb), 0);
+	assert_int_equal(sched_want(s, fb, 0, 31, SCHED_DEMAND, NULL, NULL,
+				    NULL), 0);
+	/* The bytes are a hole (zeros): only the states matter here. */
+	while (sched_take_job(s, true, &job, &next_ms)) {
+		uint64_t i;
+
+		for (i = job.first; i < job.first + job.count; i++)
+			sched_chunk_done(s, &job, i, NULL);
+		sched_job_end(s, &job, job.first + job.count, 0);
+	}
+	sleep_ms(100);
+	/* The check is hashing now: the pool is busy. */
+	assert_int_equal(sched_settle(s, 0), -ETIMEDOUT);
+	t0 = now_ms();
+	sched_shutdown(s);
+	elapsed = now_ms() - t0;
+	print_message("shutdown during a 2 GiB verification: %llu ms\n",
+		      (unsigned long long)elapsed);
+	assert_true(elapsed < 1000);
+	/* Cut short: neither verdict. */
+	assert_false(fblob_verified(fb));
+	assert_int_equal(fblob_error(fb), 0);
+	assert_int_equal(atomic_load(&fx_hooks.corrupt), 0);
+	assert_int_equal(atomic_load(&fx_hooks.verified), 0);
+	fblob_put(fb);
+	sched_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1546,7 +1909,15 @@ int main(void)
 		T(test_stress_single_flight),
 		T(test_want_racing_cancel_all_is_never_lost),
 		T(test_want_racing_fail_blob_is_never_lost),
+		T(test_file_source_copied_on_workers),
+		T(test_file_source_changed_fails_blob),
+		T(test_uncached_read_of_file_source),
 #undef T
+#define H(f) cmocka_unit_test_setup_teardown(f, fx_setup_hooks, fx_teardown)
+		H(test_complete_blob_verified_on_worker),
+		H(test_corrupt_blob_failed_on_worker),
+		H(test_shutdown_cuts_verification_short),
+#undef H
 	};
 
 	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);

@@ -26,7 +26,9 @@
 #include <cmocka.h>
 
 #include "fetch/engine.h"
+#include "fetch/http.h"
 #include "fetch/source.h"
+#include "fetch/source_i.h"
 #include "state/cache.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
@@ -998,7 +1000,7 @@ static int snap_setup(void **state)
 	assert_non_null(fx);
 	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_source_cache.XXXXXX");
 	assert_non_null(mkdtemp(fx->dir));
-	assert_int_equal(cache_open(fx->dir, &fx->cache), 0);
+	assert_int_equal(cache_new(fx->dir, &fx->cache), 0);
 	fx->src = calloc(1, sizeof(*fx->src));
 	assert_non_null(fx->src);
 	fx->src->base.ops = &fake_ops;
@@ -1602,7 +1604,7 @@ static void test_http_snapshot_offline_remount(void **state)
 	char err[ERRLEN];
 
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(cache_open(dir, &c), 0);
+	assert_int_equal(cache_new(dir, &c), 0);
 	ROUTES(snap_routes);
 	assert_int_equal(source_snapshot(src, FAKE_ENGINE, c, false, &m, &used,
 					 err, sizeof(err)),
@@ -1625,6 +1627,67 @@ static void test_http_snapshot_offline_remount(void **state)
 	rm_cb(dir);
 }
 
+/* ---- what fs/ asks of a source -------------------------------------- */
+
+static void test_file_url(void **state)
+{
+	struct source *src = open_ok("http://h/", NULL);
+	struct manifest *m = target_manifest();
+
+	assert_string_equal(source_file_url(src, m, entry(m, "d/tagged.bin") -
+							    m->entries),
+			    "http://h/d/tagged.bin");
+	assert_null(source_file_url(src, m, 0));	/* the root folder */
+	assert_null(source_file_url(src, m, m->n));
+	manifest_free(m);
+	source_free(src);
+}
+
+/* -o token_file= is the user's choice: any scheme that sends tokens gets
+ * it, and the environment policy is not asked. */
+static void test_token_file_any_scheme(void **state)
+{
+	char path[] = "/tmp/test_source_token.XXXXXX";
+	struct source_opts o = { .token_file = path, .env = true };
+	struct source *src = NULL;
+	char err[256];
+	int fd;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "\n tok3n \n", 9), 9);
+	close(fd);
+	assert_int_equal(source_open("http://h/", &o, &src, err, sizeof(err)),
+			 0);
+	assert_string_equal(src->auth, "Authorization: Bearer tok3n");
+	source_free(src);
+	/* A given token wins over the file. */
+	o.token = "given";
+	assert_int_equal(source_open("http://h/", &o, &src, err, sizeof(err)),
+			 0);
+	assert_string_equal(src->auth, "Authorization: Bearer given");
+	source_free(src);
+	/* file:// sends nothing, whatever it is given. */
+	o.token = NULL;
+	assert_int_equal(source_open("file:///tmp", &o, &src, err,
+				     sizeof(err)),
+			 0);
+	assert_null(src->auth);
+	source_free(src);
+	unlink(path);
+	/* A scheme's option no scheme knows: refused, as a usage error. */
+	{
+		const struct source_option opt = { "nosuch", "1" };
+		struct source_opts bad = { .options = &opt, .noptions = 1 };
+
+		assert_int_equal(source_open("http://h/", &bad, &src, err,
+					     sizeof(err)),
+				 -ENOPROTOOPT);
+		assert_string_equal(err, "bad value '1' for option nosuch: "
+					 "not an option of this source");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1645,6 +1708,8 @@ int main(void)
 		L(test_url_unescape_in_place),
 		L(test_http_parse_date),
 		L(test_target_http),
+		L(test_file_url),
+		L(test_token_file_any_scheme),
 		TREE(test_file_lists_tree),
 		TREE(test_file_target_identity),
 		TREE(test_file_single_file),

@@ -28,8 +28,10 @@
 #include <cmocka.h>
 
 #include "fetch/engine.h"
+#include "fetch/http.h"
 #include "fetch/source.h"
 #include "fetch/source_hf.h"
+#include "fetch/source_i.h"
 #include "state/cache.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
@@ -1578,7 +1580,7 @@ static void test_snapshot_pinned_offline(void **state)
 	char err[ERRLEN] = "", *ver = NULL;
 
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(cache_open(dir, &c), 0);
+	assert_int_equal(cache_new(dir, &c), 0);
 	ROUTES(online);
 	src = open_ok("hf://org/model@v1", NULL);
 	assert_int_equal(source_snapshot(src, FAKE_ENGINE, c, false, &m, &used,
@@ -2075,6 +2077,222 @@ static void test_cache_resolve_dir(void **state)
 	}
 }
 
+/* ---- environment policy ------------------------------------------------ */
+
+static const char *const hf_env_vars[] = {
+	"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME",
+	"XDG_CACHE_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT",
+};
+
+/* A clean Hugging Face environment, HOME in a new temp folder dir. */
+static void env_clean(char *dir, size_t len)
+{
+	size_t i;
+
+	snprintf(dir, len, "/tmp/test_source_hf_env.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	for (i = 0; i < sizeof(hf_env_vars) / sizeof(hf_env_vars[0]); i++)
+		unsetenv(hf_env_vars[i]);
+	setenv("HOME", dir, 1);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Opens spec with the environment policy on (as a mount does). */
+static int open_env(const char *spec, const char *token_file,
+		    struct source **src, char *err)
+{
+	struct source_opts o = { .env = true, .token_file = token_file };
+
+	err[0] = '\0';
+	return source_open(spec, &o, src, err, ERRLEN);
+}
+
+static void test_env_token_discovery(void **state)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], err[ERRLEN];
+	struct source *src = NULL;
+
+	(void)state;
+	env_clean(dir, sizeof(dir));
+	/* Nothing anywhere: anonymous. */
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_null(src->auth);
+	source_free(src);
+
+	/* ~/.cache/huggingface/token, then $HF_HOME/token, then
+	 * $HF_TOKEN_PATH, each beating the one before. */
+	snprintf(path, sizeof(path), "%s/.cache", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/.cache/huggingface", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/.cache/huggingface/token", dir);
+	write_text(path, "  hf_home_default\n");
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_string_equal(src->auth, "Authorization: Bearer hf_home_default");
+	source_free(src);
+
+	snprintf(path, sizeof(path), "%s/token", dir);
+	write_text(path, "hf_from_hf_home\n");
+	setenv("HF_HOME", dir, 1);
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_string_equal(src->auth, "Authorization: Bearer hf_from_hf_home");
+	source_free(src);
+
+	snprintf(path, sizeof(path), "%s/other", dir);
+	write_text(path, "hf_from_path");
+	setenv("HF_TOKEN_PATH", path, 1);
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_string_equal(src->auth, "Authorization: Bearer hf_from_path");
+	source_free(src);
+
+	/* The variables beat the files, HF_TOKEN first; line breaks go, as
+	 * huggingface_hub drops them. */
+	setenv("HUGGING_FACE_HUB_TOKEN", "hf_legacy", 1);
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_string_equal(src->auth, "Authorization: Bearer hf_legacy");
+	source_free(src);
+	setenv("HF_TOKEN", " hf_var\r\n", 1);
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_string_equal(src->auth, "Authorization: Bearer hf_var");
+	source_free(src);
+
+	/* -o token_file= beats them all, for any scheme. */
+	snprintf(path, sizeof(path), "%s/chosen", dir);
+	write_text(path, "\nchosen\n");
+	assert_int_equal(open_env("hf://gpt2", path, &src, err), 0);
+	assert_string_equal(src->auth, "Authorization: Bearer chosen");
+	source_free(src);
+
+	/* A Hub token never goes to another server. */
+	assert_int_equal(open_env("http://h/m/", NULL, &src, err), 0);
+	assert_null(src->auth);
+	source_free(src);
+
+	/* Without the environment policy (tools, tests): none of it. */
+	assert_int_equal(source_open("hf://gpt2", NULL, &src, err, ERRLEN), 0);
+	assert_null(src->auth);
+	source_free(src);
+	rm_rf(dir);
+}
+
+static void test_env_token_file_errors(void **state)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], err[ERRLEN];
+	struct source *src = (void *)1;
+
+	(void)state;
+	env_clean(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/empty", dir);
+	write_text(path, " \n\t\n");
+	assert_int_equal(open_env("hf://gpt2", path, &src, err), -ENODATA);
+	assert_null(src);
+	assert_contains(err, "token file '");
+	assert_contains(err, "' is empty");
+
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	assert_int_equal(open_env("http://h/", path, &src, err), -ENOENT);
+	assert_null(src);
+	assert_contains(err, "cannot read token file '");
+	assert_contains(err, "': No such file or directory");
+
+	/* A broken default file is no error: anonymous, as the Hub tools. */
+	assert_int_equal(mkdir(path, 0700), 0);	/* a folder */
+	setenv("HF_TOKEN_PATH", path, 1);
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_null(src->auth);
+	source_free(src);
+
+	/* A second line in the variable is refused, never echoed. */
+	setenv("HF_TOKEN", "hf_a\x01" "b", 1);
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), -EINVAL);
+	assert_null(strstr(err, "hf_a"));
+	unsetenv("HF_TOKEN");
+	unsetenv("HF_TOKEN_PATH");
+	rm_rf(dir);
+}
+
+static void test_env_offline_and_endpoint(void **state)
+{
+	static const struct {
+		const char *value;
+		bool offline;
+	} cases[] = {
+		{ "1", true }, { "true", true }, { "YES", true },
+		{ "on", true }, { "0", false }, { "", false },
+		{ "off", false },
+	};
+	char dir[PATH_MAX], err[ERRLEN];
+	struct source *src = NULL;
+	size_t i;
+
+	(void)state;
+	env_clean(dir, sizeof(dir));
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_false(source_env_offline(src));
+	source_free(src);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv("HF_HUB_OFFLINE", cases[i].value, 1);
+		assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+		assert_int_equal(source_env_offline(src), cases[i].offline);
+		source_free(src);
+		/* Only the Hub's own sources read it. */
+		assert_int_equal(open_env("http://h/", NULL, &src, err), 0);
+		assert_false(source_env_offline(src));
+		source_free(src);
+	}
+
+	setenv("HF_ENDPOINT", "http://mirror.test/", 1);
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_string_equal(src->cache_key,
+			    "hf:http://mirror.test/models/gpt2");
+	source_free(src);
+	setenv("HF_ENDPOINT", "", 1);	/* empty: the default */
+	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
+	assert_string_equal(src->cache_key,
+			    "hf:https://huggingface.co/models/gpt2");
+	source_free(src);
+	unsetenv("HF_ENDPOINT");
+	unsetenv("HF_HUB_OFFLINE");
+	rm_rf(dir);
+}
+
+static void test_hf_cache_option(void **state)
+{
+	const struct source_option opt = { "hf_cache", "rel/hub" };
+	struct source_opts o = { .options = &opt, .noptions = 1 };
+	struct source *src = (void *)1;
+	char err[ERRLEN] = "";
+
+	(void)state;
+	assert_int_equal(source_option_check("hf_cache", "/x", err, ERRLEN), 0);
+	assert_int_equal(source_option_check("hf_cache", "", err, ERRLEN),
+			 -EINVAL);
+	assert_string_equal(err, "bad value '' for option hf_cache: expected "
+				 "a folder");
+	assert_int_equal(source_option_check("allow_other", "", err, ERRLEN),
+			 1);
+
+	assert_int_equal(source_open("hf://gpt2", &o, &src, err, ERRLEN), 0);
+	source_free(src);
+	/* Other schemes refuse it: a usage error. */
+	assert_int_equal(source_open("http://h/", &o, &src, err, ERRLEN),
+			 -ENOPROTOOPT);
+	assert_null(src);
+	assert_string_equal(err, "bad value 'rel/hub' for option hf_cache: "
+				 "only hf:// sources have a huggingface_hub "
+				 "cache");
+	assert_int_equal(source_open("file:///tmp", &o, &src, err, ERRLEN),
+			 -ENOPROTOOPT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2111,6 +2329,10 @@ int main(void)
 		X(test_export_refuses),
 		X(test_export_concurrent),
 		F(test_cache_resolve_dir),
+		F(test_env_token_discovery),
+		F(test_env_token_file_errors),
+		F(test_env_offline_and_endpoint),
+		F(test_hf_cache_option),
 #undef F
 #undef T
 #undef X

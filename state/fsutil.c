@@ -1,0 +1,116 @@
+/*
+ * fsutil.c: file and path helpers (see state/fsutil.h). No state.
+ */
+#include "state/fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int path_fmt(char *out, size_t outlen, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, outlen, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int path_abs(const char *path, char *out, size_t outlen)
+{
+	char cwd[PATH_MAX];
+
+	if (!*path)
+		return -EINVAL;
+	if (path[0] == '/')
+		return path_fmt(out, outlen, "%s", path);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return -errno;
+	return path_fmt(out, outlen, "%s/%s", cwd, path);
+}
+
+int mkdir_one(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	if (!mkdir(path, mode))
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* mkdir -p of the first len bytes of path. */
+static int mkdir_upto(const char *path, size_t len, mode_t mode)
+{
+	char buf[PATH_MAX];
+	char *p;
+	int err;
+
+	if (!len)
+		return 0;
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len);
+	buf[len] = '\0';
+	for (p = buf + 1; *p; p++) {
+		if (*p != '/' || p[-1] == '/')
+			continue;
+		*p = '\0';
+		err = mkdir_one(buf, mode);
+		*p = '/';
+		if (err)
+			return err;
+	}
+	return mkdir_one(buf, mode);
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	return mkdir_upto(path, strlen(path), mode);
+}
+
+int mkdir_parent(const char *path, mode_t mode)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? mkdir_upto(path, (size_t)(slash - path), mode) : 0;
+}
+
+int fsync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd, err = 0;
+
+	if (!slash) {
+		strcpy(dir, ".");
+	} else if (slash == path) {
+		strcpy(dir, "/");
+	} else if ((size_t)(slash - path) >= sizeof(dir)) {
+		return -ENAMETOOLONG;
+	} else {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0 && errno != EINVAL)
+		err = -errno;
+	close(fd);
+	return err;
+}
