@@ -1,15 +1,19 @@
 /*
  * fuzz_seeds.c: writes the seed corpus of the fuzz targets.
  *
- *   fuzz_seeds DIR    creates DIR/sidecar/ and DIR/manifest/
+ *   fuzz_seeds DIR    creates DIR/sidecar/, DIR/manifest/, DIR/http/ and
+ *                     DIR/hf_tree/
  *
  * Sidecar seeds are a mode byte (see fuzz_sidecar.c) and a valid image,
  * over the layout edges of the format; manifest seeds are the JSON of a few
- * trees, plus small texts that stop at each kind of check.
+ * trees, plus small texts that stop at each kind of check. HTTP seeds are a
+ * mode byte and a header value of each kind fuzz_http.c parses; Hub tree
+ * seeds a mode byte and a /tree page (fuzz_hf_tree.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,8 +151,78 @@ static int manifest_seeds(const char *dir)
 	return err;
 }
 
+/* Each text once per mode byte in modes. */
+static int put_modes(const char *dir, const char *kind,
+		     const char *const *texts, size_t n, const uint8_t *modes,
+		     size_t nmodes)
+{
+	size_t i, j;
+	int err = 0;
+
+	for (i = 0; !err && i < n; i++)
+		for (j = 0; !err && j < nmodes; j++)
+			err = put(dir, kind, &modes[j], 1, texts[i],
+				  strlen(texts[i]));
+	return err;
+}
+
+static int http_seeds(const char *dir)
+{
+	static const char *const texts[] = {
+		"bytes 0-65535/1048576",
+		"bytes */1048576",
+		"bytes 1048575-1048575/1048576",
+		"120",
+		"Mon, 23 Nov 2026 18:00:30 GMT",
+		"\"api\";r=0;t=55",
+		"\"a\";r=0;t=5, \"b\";r=3;t=90;pk=\"x,y\"",
+		("<https://huggingface.co/api/models/o/n/tree/main?cursor=abc>; "
+		 "rel=\"next\""),
+		"</p0>; rel=\"prev\", <p2>; rel=next; title=\"a, b\"",
+		"W/\"0123456789abcdef\"\"0123456789abcdef\"",
+		"https://u:p@cdn.example:8443/f?Expires=1700000000&X-Sig=s#f",
+		"http://[::1]:80/a",
+	};
+	static const uint8_t modes[] = { 0x00, 0x81, 0x82 };
+
+	return put_modes(dir, "http", texts, sizeof(texts) / sizeof(texts[0]),
+			 modes, sizeof(modes));
+}
+
+static int hf_tree_seeds(const char *dir)
+{
+#define OID "0123456789abcdef0123456789abcdef01234567"
+#define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	static const char *const texts[] = {
+		"[]",
+		"[{\"type\":\"directory\",\"oid\":\"" OID "\",\"size\":0,"
+		"\"path\":\"a\"},"
+		"{\"type\":\"file\",\"oid\":\"" OID "\",\"size\":12,"
+		"\"path\":\"a/b/config.json\"},"
+		"{\"type\":\"file\",\"oid\":\"" OID "\",\"size\":5368709120,"
+		"\"path\":\"a/model.safetensors\",\"lfs\":{\"oid\":\"" SHA
+		"\",\"size\":5368709120,\"pointerSize\":134}}]",
+		"[{\"type\":\"file\",\"oid\":\"********\",\"size\":1,"
+		"\"path\":\"sub dir/x\"}]",
+		"[{\"type\":\"file\",\"size\":1,\"path\":\"../x\"},"
+		"{\"type\":\"file\",\"size\":1,\"path\":\"a//b\"},"
+		"{\"type\":\"file\",\"size\":1,\"path\":\"a\\u0000b\"},"
+		"{\"type\":\"unknown\",\"path\":\"c\"}]",
+	};
+	static const uint8_t modes[] = { 0x00, 0x01, 0x06, 0x1a };
+#undef OID
+#undef SHA
+
+	return put_modes(dir, "hf_tree", texts,
+			 sizeof(texts) / sizeof(texts[0]), modes,
+			 sizeof(modes));
+}
+
 int main(int argc, char **argv)
 {
+	static const char *const kinds[] = { "sidecar", "manifest", "http",
+					     "hf_tree" };
+	size_t i;
 	char path[PATH_MAX];
 	int err;
 
@@ -156,14 +230,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: fuzz_seeds DIR\n");
 		return 2;
 	}
-	snprintf(path, sizeof(path), "%s/sidecar", argv[1]);
 	mkdir(argv[1], 0755);
-	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/manifest", argv[1]);
-	mkdir(path, 0755);
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", argv[1], kinds[i]);
+		mkdir(path, 0755);
+	}
 	err = sidecar_seeds(argv[1]);
 	if (!err)
 		err = manifest_seeds(argv[1]);
+	if (!err)
+		err = http_seeds(argv[1]);
+	if (!err)
+		err = hf_tree_seeds(argv[1]);
 	if (err) {
 		fprintf(stderr, "fuzz_seeds: cannot write seeds in '%s': %s\n",
 			argv[1], strerror(-err));
