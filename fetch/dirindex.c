@@ -26,8 +26,8 @@
 
 struct builder {
 	struct dirindex *d;
-	const char *folder_url;	/* for log lines */
-	size_t max_raw;		/* entries kept before merging */
+	const char *folder_url; /* for log lines */
+	size_t max_raw; /* entries kept before merging */
 	size_t warned;
 };
 
@@ -132,8 +132,7 @@ char *dirindex_escape(const char *s, size_t len)
 	return buf;
 }
 
-char *dirindex_printable(const char *name, size_t len, char *buf,
-			 size_t buflen)
+char *dirindex_printable(const char *name, size_t len, char *buf, size_t buflen)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;
@@ -145,12 +144,14 @@ char *dirindex_printable(const char *name, size_t len, char *buf,
 		bool c1 = ch == 0xc2 && i + 1 < len &&
 			  (unsigned char)name[i + 1] >= 0x80 &&
 			  (unsigned char)name[i + 1] <= 0x9f;
-		size_t w = (ch < 0x20 || ch == 0x7f || ch == '\\' ||
-			    ch == '\'' || c1) ? 4 : 1;
+		size_t w = 1;
+
+		if (ch < 0x20 || ch == 0x7f || ch == '\\' || ch == '\'' || c1)
+			w = 4;
 
 		if (c1)
 			w = 8;
-		if (o + w + 4 > buflen) {	/* room for "..." and NUL */
+		if (o + w + 4 > buflen) { /* room for "..." and NUL */
 			if (o + 4 <= buflen) {
 				memcpy(buf + o, "...", 3);
 				o += 3;
@@ -245,11 +246,13 @@ static bool cur_month(struct cur *c, int *mon)
 
 static bool weekday_ok(const char *w)
 {
+	/* clang-format off */
 	static const char *const names[] = {
 		"mon", "tue", "wed", "thu", "fri", "sat", "sun",
 		"monday", "tuesday", "wednesday", "thursday", "friday",
 		"saturday", "sunday",
 	};
+	/* clang-format on */
 	size_t k;
 
 	for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
@@ -453,8 +456,7 @@ static int add_entry(struct builder *b, const char *name, size_t len,
 int dirindex_parse_json(const char *body, size_t len, const char *folder_url,
 			size_t max_entries, struct dirindex **out)
 {
-	struct builder b = { .folder_url = folder_url,
-			     .max_raw = max_entries };
+	struct builder b = { .folder_url = folder_url, .max_raw = max_entries };
 	json_error_t jerr;
 	json_t *root, *item;
 	size_t i;
@@ -471,7 +473,8 @@ int dirindex_parse_json(const char *body, size_t len, const char *folder_url,
 	err = dirindex_new(&b.d);
 	if (err)
 		goto out_root;
-	json_array_foreach(root, i, item) {
+	json_array_foreach(root, i, item)
+	{
 		json_t *jname = json_object_get(item, "name");
 		json_t *jtype = json_object_get(item, "type");
 		json_t *jmtime = json_object_get(item, "mtime");
@@ -489,7 +492,7 @@ int dirindex_parse_json(const char *body, size_t len, const char *folder_url,
 		else if (!strcmp(type, "file"))
 			is_dir = false;
 		else
-			continue;	/* "other": sockets, devices... */
+			continue; /* "other": sockets, devices... */
 		if (json_is_string(jmtime) &&
 		    dirindex_parse_date(json_string_value(jmtime),
 					json_string_length(jmtime), &mtime))
@@ -573,7 +576,7 @@ static size_t decode_entity(const char *s, size_t len, char *o, size_t *olen)
 		const char *name;
 		char ch;
 	} named[] = {
-		{ "&amp;", '&' }, { "&lt;", '<' },   { "&gt;", '>' },
+		{ "&amp;", '&' },  { "&lt;", '<' },    { "&gt;", '>' },
 		{ "&quot;", '"' }, { "&apos;", '\'' },
 	};
 	unsigned long cp = 0;
@@ -650,9 +653,9 @@ static char *attr_value(const char *s, size_t len, size_t *out_len)
  * the path ("/" ... "/"). */
 struct base {
 	const char *url;
-	size_t scheme_len;	/* "http" */
-	size_t auth_off;	/* after "://" */
-	size_t path_off;	/* the first '/' after the authority */
+	size_t scheme_len; /* "http" */
+	size_t auth_off; /* after "://" */
+	size_t path_off; /* the first '/' after the authority */
 };
 
 static bool base_split(const char *url, struct base *b)
@@ -708,7 +711,7 @@ static bool strip_base_path(const char *bp, const char *hp, size_t hlen,
 		while (he < hlen && hp[he] != '/')
 			he++;
 		if (he >= hlen)
-			return false;	/* shallower than the folder */
+			return false; /* shallower than the folder */
 		if (!seg_equal(bp + bi, be - bi, hp + hi, he - hi))
 			return false;
 		if (!bend)
@@ -748,7 +751,7 @@ static const char *href_rest(const struct base *b, const char *h, size_t hlen)
 		h += 2 + alen;
 		hlen -= 2 + alen;
 		if (!hlen || h[0] != '/')
-			return NULL;	/* a longer host name, or no path */
+			return NULL; /* a longer host name, or no path */
 	}
 	if (hlen && h[0] == '/') {
 		if (!strip_base_path(b->url + b->path_off, h, hlen, &off))
@@ -763,8 +766,7 @@ static const char *href_rest(const struct base *b, const char *h, size_t hlen)
  * tags dropped, references as blanks, split into words; a date is two
  * words, an exact size the word after it when it is all digits.
  */
-static void parse_meta(const char *p, size_t len, int64_t *mtime,
-		       int64_t *size)
+static void parse_meta(const char *p, size_t len, int64_t *mtime, int64_t *size)
 {
 	char text[META_SCAN_MAX + 1];
 	size_t tok_off[META_TOKENS_MAX], tok_len[META_TOKENS_MAX];
@@ -781,7 +783,7 @@ static void parse_meta(const char *p, size_t len, int64_t *mtime,
 			if (i + 2 < len &&
 			    tolower((unsigned char)p[i + 1]) == 'a' &&
 			    (is_blank(p[i + 2]) || p[i + 2] == '>'))
-				break;	/* the next link */
+				break; /* the next link */
 			end = i + 1;
 			while (end < len && p[end] != '>' && p[end] != '\n')
 				end++;
@@ -850,8 +852,8 @@ static void parse_meta(const char *p, size_t len, int64_t *mtime,
  * One link: href h[0, hlen) as written in the page (references not yet
  * decoded); meta[0, mlen) is the text after the link's tag.
  */
-static int html_link(struct builder *b, const struct base *base,
-		     const char *h, size_t hlen, const char *meta, size_t mlen)
+static int html_link(struct builder *b, const struct base *base, const char *h,
+		     size_t hlen, const char *meta, size_t mlen)
 {
 	int64_t size = DIRINDEX_SIZE_UNKNOWN, mtime = DIRINDEX_MTIME_UNKNOWN;
 	char *href, *name = NULL;
@@ -865,7 +867,7 @@ static int html_link(struct builder *b, const struct base *base,
 		return -ENOMEM;
 	if (memchr(href, '?', vlen) || memchr(href, '#', vlen) ||
 	    memchr(href, '\0', vlen))
-		goto out;	/* sort links, anchors */
+		goto out; /* sort links, anchors */
 	rel = href_rest(base, href, vlen);
 	if (!rel)
 		goto out;
@@ -879,10 +881,10 @@ static int html_link(struct builder *b, const struct base *base,
 		rlen--;
 	}
 	if (!rlen || memchr(rel, '/', rlen))
-		goto out;	/* self, or deeper */
+		goto out; /* self, or deeper */
 	if ((rlen == 1 && rel[0] == '.') ||
 	    (rlen == 2 && rel[0] == '.' && rel[1] == '.'))
-		goto out;	/* parent */
+		goto out; /* parent */
 	err = dirindex_unescape(rel, rlen, &name, &nlen);
 	if (err == -EINVAL) {
 		warn_unsafe(b, rel, rlen);
@@ -906,8 +908,8 @@ out:
  * *href receives the href value's span (if any); returns the offset
  * after the tag.
  */
-static size_t html_attrs(const char *p, size_t len, size_t i,
-			 const char **href, size_t *hlen)
+static size_t html_attrs(const char *p, size_t len, size_t i, const char **href,
+			 size_t *hlen)
 {
 	*href = NULL;
 	*hlen = 0;
@@ -1037,7 +1039,7 @@ int dirindex_parse_html(const char *body, size_t len, const char *folder_url,
 	if (err)
 		return err;
 	if (!base_split(folder_url, &base))
-		goto done;	/* nothing can be a child of it */
+		goto done; /* nothing can be a child of it */
 	while (i < len) {
 		const char *lt = memchr(body + i, '<', len - i);
 		const char *href;
@@ -1064,7 +1066,8 @@ int dirindex_parse_html(const char *body, size_t len, const char *folder_url,
 		b.d->nlinks++;
 		/* Metadata follow the link's closing tag on the same line. */
 		meta_end = len - tag_end > META_SCAN_MAX * 4 ?
-				   tag_end + META_SCAN_MAX * 4 : len;
+				   tag_end + META_SCAN_MAX * 4 :
+				   len;
 		close = find_close(body, tag_end, meta_end);
 		err = html_link(&b, &base, href, hlen, body + close,
 				meta_end - close);

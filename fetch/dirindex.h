@@ -22,22 +22,22 @@
 #define DIRINDEX_MTIME_UNKNOWN INT64_MIN
 
 struct dirindex_entry {
-	char *name;	/* decoded component (owned) */
+	char *name; /* decoded component (owned) */
 	bool is_dir;
-	int64_t size;	/* bytes, or DIRINDEX_SIZE_UNKNOWN */
-	int64_t mtime;	/* seconds since the epoch, or
+	int64_t size; /* bytes, or DIRINDEX_SIZE_UNKNOWN */
+	int64_t mtime; /* seconds since the epoch, or
 			 * DIRINDEX_MTIME_UNKNOWN */
 };
 
 struct dirindex {
-	struct dirindex_entry *entries;	/* owned */
+	struct dirindex_entry *entries; /* owned */
 	size_t n, alloc;
-	size_t nlinks;		/* HTML: <a href> seen, kept or not */
-	size_t dropped;		/* entries dropped for an unsafe name */
-	bool truncated;		/* stopped at max_entries */
+	size_t nlinks; /* HTML: <a href> seen, kept or not */
+	size_t dropped; /* entries dropped for an unsafe name */
+	bool truncated; /* stopped at max_entries */
 };
 
-void dirindex_free(struct dirindex *d);	/* accepts NULL */
+void dirindex_free(struct dirindex *d); /* accepts NULL */
 
 /*
  * Parses an nginx JSON autoindex body (autoindex_format json): an array

@@ -60,26 +60,26 @@ struct xfer {
 	struct curl_slist *hdrs;
 	char errbuf[CURL_ERROR_SIZE];
 
-	char *url;		/* the URL of this attempt (owned) */
-	char *origin;		/* the first URL; auth goes to its host only */
-	char *auth;		/* header line (owned), or NULL */
-	int hops;		/* redirects followed */
-	int attempt;		/* 0 for the first */
-	uint64_t retry_at_ms;	/* when waiting */
-	uint64_t progress_ms;	/* when a byte last arrived (or the start) */
-	int wait_ms;		/* server-requested wait for the next try */
+	char *url; /* the URL of this attempt (owned) */
+	char *origin; /* the first URL; auth goes to its host only */
+	char *auth; /* header line (owned), or NULL */
+	int hops; /* redirects followed */
+	int attempt; /* 0 for the first */
+	uint64_t retry_at_ms; /* when waiting */
+	uint64_t progress_ms; /* when a byte last arrived (or the start) */
+	int wait_ms; /* server-requested wait for the next try */
 
 	/* The response being received (reset per attempt). */
 	long status;
-	bool validated;		/* blob: headers checked, bytes may land */
-	bool stop_ok;		/* blob: aborted on purpose, all bytes in */
-	int err;		/* set by a callback: the cause of an abort */
-	bool fatal;		/* err is not worth a retry */
-	uint64_t skip;		/* blob: body bytes to drop (a 200 reply) */
+	bool validated; /* blob: headers checked, bytes may land */
+	bool stop_ok; /* blob: aborted on purpose, all bytes in */
+	int err; /* set by a callback: the cause of an abort */
+	bool fatal; /* err is not worth a retry */
+	uint64_t skip; /* blob: body bytes to drop (a 200 reply) */
 	char *h_location, *h_content_range, *h_etag;
-	int64_t h_retry_after_ms;	/* -1 when absent */
-	int64_t h_ratelimit_ms;		/* -1 when absent */
-	int64_t h_linked_size;		/* X-Linked-Size, -1 when absent */
+	int64_t h_retry_after_ms; /* -1 when absent */
+	int64_t h_ratelimit_ms; /* -1 when absent */
+	int64_t h_linked_size; /* X-Linked-Size, -1 when absent */
 
 	/* XFER_HTTP */
 	bool head, no_retry;
@@ -92,8 +92,8 @@ struct xfer {
 
 	/* XFER_BLOB */
 	struct fetch_job job;
-	uint64_t pos;		/* next byte to write */
-	uint64_t chunk_idx;	/* chunk whose hash state is in hs */
+	uint64_t pos; /* next byte to write */
+	uint64_t chunk_idx; /* chunk whose hash state is in hs */
 	XXH3_state_t *hs;
 };
 
@@ -105,14 +105,14 @@ struct engine {
 	bool thread_started;
 
 	pthread_mutex_t lock;
-	struct xfer *submitted;		/* protected by lock */
+	struct xfer *submitted; /* protected by lock */
 	_Atomic bool stop;
 	struct sched *_Atomic sched;
 
 	/* engine thread only */
-	struct sched_waiter *fire;	/* satisfied in callbacks, to call */
-	struct xfer *active;		/* added to multi */
-	struct xfer *waiting;		/* backing off, or not started */
+	struct sched_waiter *fire; /* satisfied in callbacks, to call */
+	struct xfer *active; /* added to multi */
+	struct xfer *waiting; /* backing off, or not started */
 	int nactive;
 
 	_Atomic uint64_t st_bytes, st_requests, st_retries, st_failures;
@@ -331,12 +331,13 @@ static int blob_validate(struct xfer *x)
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->status != 206 && x->status != 200)
-		return 1;	/* an error or redirect body: not ours */
+		return 1; /* an error or redirect body: not ours */
 	if (!j->pinned && j->etag && x->h_etag &&
 	    !http_etag_equal(j->etag, x->h_etag)) {
 		hlog(HLOG_ERR, HLOG_FETCH,
 		     "'%s' changed on the server: ETag %s, expected %s",
-		     http_log_url(x->url, ubuf, sizeof(ubuf)), x->h_etag, j->etag);
+		     http_log_url(x->url, ubuf, sizeof(ubuf)), x->h_etag,
+		     j->etag);
 		x->fatal = true;
 		return -ESTALE;
 	}
@@ -364,8 +365,8 @@ static int blob_validate(struct xfer *x)
 			hlog(HLOG_WARN, HLOG_FETCH,
 			     "Content-Range '%s' from '%s' does not match the "
 			     "range asked for (bytes %" PRIu64 "-%" PRIu64 ")",
-			     cr, http_log_url(x->url, ubuf, sizeof(ubuf)), x->pos,
-			     j->end - 1);
+			     cr, http_log_url(x->url, ubuf, sizeof(ubuf)),
+			     x->pos, j->end - 1);
 			return -EPROTO;
 		}
 	} else {
@@ -377,8 +378,8 @@ static int blob_validate(struct xfer *x)
 			hlog(HLOG_ERR, HLOG_FETCH,
 			     "'%s' changed on the server: size %lld, expected "
 			     "%" PRIu64,
-			     http_log_url(x->url, ubuf, sizeof(ubuf)), (long long)cl,
-			     j->file_size);
+			     http_log_url(x->url, ubuf, sizeof(ubuf)),
+			     (long long)cl, j->file_size);
 			x->fatal = true;
 			return -ESTALE;
 		}
@@ -431,7 +432,7 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	if (!x->validated) {
 		err = blob_validate(x);
 		if (err > 0)
-			return len;	/* error body: discarded */
+			return len; /* error body: discarded */
 		if (err) {
 			x->err = err;
 			return 0;
@@ -451,7 +452,8 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 		left -= n;
 	}
 	while (left && x->pos < j->end) {
-		uint64_t chunk_end = (x->chunk_idx + 1) * (uint64_t)j->chunk_size;
+		uint64_t chunk_end =
+			(x->chunk_idx + 1) * (uint64_t)j->chunk_size;
 		size_t n = left;
 
 		if (chunk_end > j->end)
@@ -571,9 +573,8 @@ static int xfer_start(struct engine *e, struct xfer *x)
 		if (x->head)
 			curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 		if (x->range_len) {
-			snprintf(range, sizeof(range),
-				 "%" PRIu64 "-%" PRIu64, x->range_off,
-				 x->range_off + x->range_len - 1);
+			snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64,
+				 x->range_off, x->range_off + x->range_len - 1);
 			curl_easy_setopt(c, CURLOPT_RANGE, range);
 		}
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_write_cb);
@@ -620,7 +621,8 @@ static const char *xfer_what(struct xfer *x, char *buf, size_t len)
 	char ubuf[512];
 
 	if (x->kind == XFER_BLOB)
-		snprintf(buf, len, "range GET of '%s' chunks %" PRIu64 "-%" PRIu64,
+		snprintf(buf, len,
+			 "range GET of '%s' chunks %" PRIu64 "-%" PRIu64,
 			 fblob_name(x->job.fb), x->pos / x->job.chunk_size,
 			 (x->job.end - 1) / x->job.chunk_size);
 	else
@@ -674,7 +676,8 @@ static enum hlog_level fail_level(const struct xfer *x, int err)
 
 static int backoff_ms(struct engine *e, struct xfer *x)
 {
-	int64_t ms = (int64_t)e->o.backoff_ms << (x->attempt > 10 ? 10 : x->attempt - 1);
+	int64_t ms = (int64_t)e->o.backoff_ms
+		     << (x->attempt > 10 ? 10 : x->attempt - 1);
 
 	if (ms > BACKOFF_CAP_MS)
 		ms = BACKOFF_CAP_MS;
@@ -694,7 +697,8 @@ static void xfer_retry(struct engine *e, struct xfer *x, int err,
 
 	x->attempt++;
 	if (x->no_retry || x->attempt > e->o.retries) {
-		hlog(fail_level(x, err), HLOG_FETCH, "%s failed: %s after %d tries",
+		hlog(fail_level(x, err), HLOG_FETCH,
+		     "%s failed: %s after %d tries",
 		     xfer_what(x, what, sizeof(what)), why, x->attempt);
 		xfer_finish(e, x, err);
 		return;
@@ -782,7 +786,8 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 		if (http_url_resolve(x->url, x->h_location, &next)) {
 			err = -EPROTO;
 			snprintf(why, sizeof(why), "bad Location '%s'",
-				 http_log_url(x->h_location, ubuf, sizeof(ubuf)));
+				 http_log_url(x->h_location, ubuf,
+					      sizeof(ubuf)));
 			goto fail;
 		}
 		if (strncasecmp(next, "http://", 7) &&
@@ -808,8 +813,9 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 
 		err = http_status_errno(status);
 		snprintf(why, sizeof(why), "HTTP %ld", status);
-		if (redirected && (status == 400 || status == 403 ||
-				   status == 410) && x->hops <= ENGINE_MAX_REDIRECTS) {
+		if (redirected &&
+		    (status == 400 || status == 403 || status == 410) &&
+		    x->hops <= ENGINE_MAX_REDIRECTS) {
 			/* An expired signed URL: resolve it again. */
 			char *origin = strdup(x->origin);
 
@@ -891,7 +897,7 @@ static int blob_xfer_new(struct engine *e, struct fetch_job *job,
 	x->origin = strdup(job->origin);
 	x->auth = job->auth ? strdup(job->auth) : NULL;
 	if (!x->hs || !x->url || !x->origin || (job->auth && !x->auth)) {
-		x->job.fb = NULL;	/* the caller still owns the job */
+		x->job.fb = NULL; /* the caller still owns the job */
 		xfer_free(x);
 		return -ENOMEM;
 	}

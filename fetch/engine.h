@@ -23,13 +23,13 @@
 #define ENGINE_MAX_REDIRECTS 10
 
 struct engine_opts {
-	int connections;	/* parallel transfers, default 16 */
-	int connect_timeout_ms;	/* default 10000 */
-	int stall_timeout_ms;	/* no byte for this long fails, default 10000 */
-	int retries;		/* further attempts after the first, default 4 */
-	int backoff_ms;		/* first backoff, doubled each time, def. 250 */
-	int max_wait_ms;	/* cap of one Retry-After wait, default 30000 */
-	const char *user_agent;	/* borrowed; default "hollowfs/VERSION" */
+	int connections; /* parallel transfers, default 16 */
+	int connect_timeout_ms; /* default 10000 */
+	int stall_timeout_ms; /* no byte for this long fails, default 10000 */
+	int retries; /* further attempts after the first, default 4 */
+	int backoff_ms; /* first backoff, doubled each time, def. 250 */
+	int max_wait_ms; /* cap of one Retry-After wait, default 30000 */
+	const char *user_agent; /* borrowed; default "hollowfs/VERSION" */
 };
 
 void engine_opts_default(struct engine_opts *o);
@@ -41,40 +41,40 @@ void engine_opts_default(struct engine_opts *o);
  * Strings are borrowed; any may be NULL.
  */
 struct http_auth {
-	const char *header;	/* a full header line: "Authorization: ..." */
-	const char *aws_sigv4;	/* CURLOPT_AWS_SIGV4 provider, "aws:amz:..." */
-	const char *userpwd;	/* with aws_sigv4: "KEY_ID:SECRET" */
+	const char *header; /* a full header line: "Authorization: ..." */
+	const char *aws_sigv4; /* CURLOPT_AWS_SIGV4 provider, "aws:amz:..." */
+	const char *userpwd; /* with aws_sigv4: "KEY_ID:SECRET" */
 };
 
 /* A plain request. Strings are borrowed until engine_http_submit returns. */
 struct http_req {
 	const char *url;
-	const char *auth;	/* a full header line ("Authorization: ..."),
+	const char *auth; /* a full header line ("Authorization: ..."),
 				 * sent to the origin host only; may be NULL */
-	bool head;		/* HEAD instead of GET */
-	bool no_retry;		/* one attempt (probes) */
-	size_t max_body;	/* larger bodies fail with -EFBIG; 0: 64 MiB */
-	uint64_t range_off;	/* with range_len > 0: ask for these bytes */
+	bool head; /* HEAD instead of GET */
+	bool no_retry; /* one attempt (probes) */
+	size_t max_body; /* larger bodies fail with -EFBIG; 0: 64 MiB */
+	uint64_t range_off; /* with range_len > 0: ask for these bytes */
 	uint64_t range_len;
 };
 
 /* What came back; every string is owned and freed by http_result_release. */
 struct http_result {
-	int err;		/* 0, or the negative errno of the failure */
-	long status;		/* final HTTP status (0 for file:, or none) */
-	char *url;		/* the URL that answered (after redirects) */
-	char *body;		/* NUL-terminated, body_len bytes */
+	int err; /* 0, or the negative errno of the failure */
+	long status; /* final HTTP status (0 for file:, or none) */
+	char *url; /* the URL that answered (after redirects) */
+	char *body; /* NUL-terminated, body_len bytes */
 	size_t body_len;
-	int64_t content_length;	/* -1 when unknown */
-	char *etag;		/* as sent, quotes included */
+	int64_t content_length; /* -1 when unknown */
+	char *etag; /* as sent, quotes included */
 	char *last_modified;
 	char *content_type;
-	char *link_next;	/* Link: <...>; rel="next", resolved absolute */
-	char *linked_etag;	/* X-Linked-Etag */
-	int64_t linked_size;	/* X-Linked-Size, -1 when absent */
-	char *repo_commit;	/* X-Repo-Commit */
-	char *error_code;	/* X-Error-Code */
-	char *error_message;	/* X-Error-Message */
+	char *link_next; /* Link: <...>; rel="next", resolved absolute */
+	char *linked_etag; /* X-Linked-Etag */
+	int64_t linked_size; /* X-Linked-Size, -1 when absent */
+	char *repo_commit; /* X-Repo-Commit */
+	char *error_code; /* X-Error-Code */
+	char *error_message; /* X-Error-Message */
 };
 
 void http_result_release(struct http_result *r);
@@ -117,10 +117,10 @@ int engine_http(struct engine *e, const struct http_req *req,
 
 /* Counters since start (for status and benchmarks). */
 struct engine_stats {
-	uint64_t bytes_fetched;	/* body bytes written into blobs */
-	uint64_t requests;	/* HTTP requests sent, retries included */
+	uint64_t bytes_fetched; /* body bytes written into blobs */
+	uint64_t requests; /* HTTP requests sent, retries included */
 	uint64_t retries;
-	uint64_t failures;	/* transfers that failed for good */
+	uint64_t failures; /* transfers that failed for good */
 };
 void engine_get_stats(struct engine *e, struct engine_stats *st);
 

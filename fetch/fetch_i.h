@@ -16,20 +16,20 @@
 #include "fetch/sched.h"
 
 struct fetch_job {
-	struct fblob *fb;	/* a reference, dropped by sched_job_end */
-	uint64_t first;		/* first chunk */
-	uint64_t count;		/* chunks in the run */
-	uint64_t off, end;	/* bytes [off, end) of the run */
+	struct fblob *fb; /* a reference, dropped by sched_job_end */
+	uint64_t first; /* first chunk */
+	uint64_t count; /* chunks in the run */
+	uint64_t off, end; /* bytes [off, end) of the run */
 	enum sched_prio prio;
-	char *url;		/* where to start: the origin URL, or a cached
+	char *url; /* where to start: the origin URL, or a cached
 				 * redirect target (owned) */
-	char *origin;		/* the origin URL (owned) */
-	char *auth;		/* header line for the origin host (owned) */
-	char *etag;		/* expected ETag, or NULL (owned) */
-	bool pinned;		/* immutable: no ETag learned or compared */
+	char *origin; /* the origin URL (owned) */
+	char *auth; /* header line for the origin host (owned) */
+	char *etag; /* expected ETag, or NULL (owned) */
+	bool pinned; /* immutable: no ETag learned or compared */
 	uint64_t file_size;
 	uint32_t chunk_size;
-	int data_fd, sums_fd, lock_fd;	/* borrowed from the blob */
+	int data_fd, sums_fd, lock_fd; /* borrowed from the blob */
 };
 
 /*

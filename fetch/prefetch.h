@@ -26,18 +26,18 @@
 #define PREFETCH_SLACK_BYTES (1u << 20)
 
 struct prefetch_opts {
-	uint64_t chunk_size;	/* bytes, not 0 */
-	uint64_t readahead_max;	/* largest window in bytes; 0: none */
+	uint64_t chunk_size; /* bytes, not 0 */
+	uint64_t readahead_max; /* largest window in bytes; 0: none */
 };
 
 /* The readahead state of one open file. */
 struct prefetch_stream {
-	pthread_mutex_t lock;	/* guards the fields below; then nothing */
-	bool seen;		/* a read happened */
-	uint64_t last_off;	/* start of the last read */
-	uint64_t next_off;	/* end of the last read */
-	uint64_t window;	/* readahead bytes, 0: none */
-	uint64_t ra_next;	/* chunks below it were planned already */
+	pthread_mutex_t lock; /* guards the fields below; then nothing */
+	bool seen; /* a read happened */
+	uint64_t last_off; /* start of the last read */
+	uint64_t next_off; /* end of the last read */
+	uint64_t window; /* readahead bytes, 0: none */
+	uint64_t ra_next; /* chunks below it were planned already */
 };
 
 void prefetch_stream_init(struct prefetch_stream *ps);

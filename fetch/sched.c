@@ -44,54 +44,54 @@
 #include "state/hlog.h"
 #include "state/verify.h"
 
-#define DEFER_FOREIGN_MS 100	/* look again at a chunk another process has */
-#define LOCAL_MAX_INFLIGHT 8	/* file:// copy jobs queued or running */
-#define COPY_BLOCK_BYTES (1u << 20)	/* file:// copies read by 1 MiB */
+#define DEFER_FOREIGN_MS 100 /* look again at a chunk another process has */
+#define LOCAL_MAX_INFLIGHT 8 /* file:// copy jobs queued or running */
+#define COPY_BLOCK_BYTES (1u << 20) /* file:// copies read by 1 MiB */
 #define WORKERS_DEFAULT 4
 
 enum waiter_state { W_PENDING, W_FIRING, W_CANCELLED };
 
 struct sched_waiter {
-	struct sched_waiter *next;	/* in fb->waiters; s->lock */
+	struct sched_waiter *next; /* in fb->waiters; s->lock */
 	struct fblob *fb;
 	uint64_t first, last;
 	sched_done_fn done;
 	void *arg;
 	int err;
-	enum waiter_state state;	/* s->lock */
+	enum waiter_state state; /* s->lock */
 };
 
 /* A wanted range; a hint: the chunk states are the truth. */
 struct qent {
 	struct qent *next;
-	struct fblob *fb;	/* a reference */
+	struct fblob *fb; /* a reference */
 	uint64_t first, last;
-	uint64_t not_before_ms;	/* deferred (chunk locked elsewhere) */
+	uint64_t not_before_ms; /* deferred (chunk locked elsewhere) */
 };
 
 /* Where a blob's whole-file check stands; s->lock. */
 enum verify_state {
-	VS_IDLE,	/* not queued: incomplete, or a check was cut short */
-	VS_QUEUED,	/* a verify job is queued or running */
-	VS_DONE,	/* verified and hooks run, or found corrupt */
+	VS_IDLE, /* not queued: incomplete, or a check was cut short */
+	VS_QUEUED, /* a verify job is queued or running */
+	VS_DONE, /* verified and hooks run, or found corrupt */
 };
 
 struct fblob {
 	struct sched *s;
-	struct fblob *next;		/* in s->blobs or s->closing */
-	int refs;			/* s->lock */
-	struct blob *b;			/* owned; read-only fields */
-	char *url, *auth, *name;	/* owned, immutable */
-	char *etag;			/* s->lock */
-	char *redirect;			/* s->lock: cached redirect target */
-	uint8_t *qprio;			/* s->lock: prio a chunk is queued at */
-	struct sched_waiter *waiters;	/* s->lock */
-	_Atomic int fatal_err;		/* 0, or why the blob failed */
-	bool pinned;			/* immutable */
-	char *hash_kind, *hash;		/* owned, immutable; may be NULL */
-	char *local_path;		/* owned, immutable; file:// or NULL */
-	_Atomic bool verified;		/* passed its hash */
-	enum verify_state vstate;	/* s->lock */
+	struct fblob *next; /* in s->blobs or s->closing */
+	int refs; /* s->lock */
+	struct blob *b; /* owned; read-only fields */
+	char *url, *auth, *name; /* owned, immutable */
+	char *etag; /* s->lock */
+	char *redirect; /* s->lock: cached redirect target */
+	uint8_t *qprio; /* s->lock: prio a chunk is queued at */
+	struct sched_waiter *waiters; /* s->lock */
+	_Atomic int fatal_err; /* 0, or why the blob failed */
+	bool pinned; /* immutable */
+	char *hash_kind, *hash; /* owned, immutable; may be NULL */
+	char *local_path; /* owned, immutable; file:// or NULL */
+	_Atomic bool verified; /* passed its hash */
+	enum verify_state vstate; /* s->lock */
 };
 
 struct sched {
@@ -100,19 +100,19 @@ struct sched {
 	struct engine *engine;
 
 	pthread_mutex_t lock;
-	struct fblob *blobs;		/* open; lock */
-	struct fblob *closing;		/* refs reached 0; lock */
-	struct qent *q[3];		/* per priority, FIFO; lock */
+	struct fblob *blobs; /* open; lock */
+	struct fblob *closing; /* refs reached 0; lock */
+	struct qent *q[3]; /* per priority, FIFO; lock */
 	struct qent **qtail[3];
 
 	pthread_t saver;
-	pthread_cond_t saver_cond;	/* with lock */
-	pthread_cond_t saved_cond;	/* with lock */
-	bool stopping;			/* lock */
-	bool save_requested;		/* lock */
-	uint64_t save_gen;		/* lock: saver rounds completed */
-	unsigned int local_inflight;	/* lock: file:// copy jobs */
-	struct workq *work;		/* the worker pool; owned */
+	pthread_cond_t saver_cond; /* with lock */
+	pthread_cond_t saved_cond; /* with lock */
+	bool stopping; /* lock */
+	bool save_requested; /* lock */
+	uint64_t save_gen; /* lock: saver rounds completed */
+	unsigned int local_inflight; /* lock: file:// copy jobs */
+	struct workq *work; /* the worker pool; owned */
 	_Atomic bool shutdown;
 };
 
@@ -244,8 +244,9 @@ static void fblob_destroy(struct fblob *fb)
 
 	err = blob_save(fb->b);
 	if (err)
-		hlog(HLOG_WARN, HLOG_STATE, "saving the state of '%s' failed: %s",
-		     fb->name, strerror(-err));
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "saving the state of '%s' failed: %s", fb->name,
+		     strerror(-err));
 	blob_free(fb->b);
 	free(fb->url);
 	free(fb->auth);
@@ -356,7 +357,8 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 		fb->hash = strdup(t->hash);
 		if (fb->hash_kind && fb->hash)
 			atomic_store(&fb->verified,
-				     chunkmap_done_count(b->map) == b->nchunks &&
+				     chunkmap_done_count(b->map) ==
+						     b->nchunks &&
 					     verify_marked(b, t->hash_kind,
 							   t->hash));
 	}
@@ -376,7 +378,7 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 			sched_unlock(s);
 			*out = it;
 			err = 0;
-			goto out_fb;	/* frees our copy, blob included */
+			goto out_fb; /* frees our copy, blob included */
 		}
 	}
 	fb->next = s->blobs;
@@ -456,9 +458,9 @@ static bool want_mark_locked(struct fblob *fb, uint64_t first, uint64_t last,
 	return need;
 }
 
-int sched_want(struct sched *s, struct fblob *fb, uint64_t first,
-	       uint64_t last, enum sched_prio prio, sched_done_fn done,
-	       void *arg, struct sched_waiter **wp)
+int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
+	       enum sched_prio prio, sched_done_fn done, void *arg,
+	       struct sched_waiter **wp)
 {
 	struct sched_waiter *w = NULL;
 	struct qent *q = NULL;
@@ -575,7 +577,8 @@ static void waiters_collect_locked(struct fblob *fb, uint64_t lo, uint64_t hi,
 
 			ready = true;
 			for (i = w->first; i <= w->last; i++) {
-				enum chunk_state st = chunkmap_get(fb->b->map, i);
+				enum chunk_state st =
+					chunkmap_get(fb->b->map, i);
 
 				if (st == CHUNK_FAILED) {
 					werr = err ? err : -EIO;
@@ -625,8 +628,7 @@ static bool verify_due_locked(struct fblob *fb)
 	struct blob *b = fb->b;
 
 	assert_locked(fb->s);
-	if (!fb->hash || fb->vstate != VS_IDLE ||
-	    atomic_load(&fb->fatal_err) ||
+	if (!fb->hash || fb->vstate != VS_IDLE || atomic_load(&fb->fatal_err) ||
 	    chunkmap_done_count(b->map) != b->nchunks)
 		return false;
 	fb->vstate = VS_QUEUED;
@@ -647,7 +649,7 @@ void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 	sched_unlock(s);
 	cache_chunk_unlock(job->lock_fd, idx);
 	if (verify)
-		verify_submit(s, fb);	/* queues only: never runs it here */
+		verify_submit(s, fb); /* queues only: never runs it here */
 	waiters_fire(mine);
 }
 
@@ -798,8 +800,8 @@ static struct qent *queue_unlink_locked(struct sched *s, int p,
  * deferred entry ripens). Dead entries go to *dead, to be dropped after
  * the unlock.
  */
-static int pick_locked(struct sched *s, bool background,
-		       struct fetch_job *job, int *next_ms, struct qent **dead)
+static int pick_locked(struct sched *s, bool background, struct fetch_job *job,
+		       int *next_ms, struct qent **dead)
 {
 	uint64_t now = clock_now_ms();
 	int p, maxp = background ? SCHED_BACKGROUND : SCHED_READAHEAD;
@@ -860,7 +862,8 @@ static int pick_locked(struct sched *s, bool background,
 			job->first = i;
 			job->count = n;
 			job->prio = (enum sched_prio)p;
-			job->url = strdup(fb->redirect ? fb->redirect : fb->url);
+			job->url =
+				strdup(fb->redirect ? fb->redirect : fb->url);
 			job->origin = strdup(fb->url);
 			job->auth = fb->auth ? strdup(fb->auth) : NULL;
 			job->etag = fb->etag && !fb->pinned ? strdup(fb->etag) :
@@ -885,9 +888,9 @@ static void qents_drop(struct qent *q)
 
 /* Copies the job's fields that the worker jobs below own for a while. */
 struct job_work {
-	struct work w;		/* first: the pool hands it back */
+	struct work w; /* first: the pool hands it back */
 	struct sched *s;
-	struct fetch_job job;	/* its reference and lock bytes */
+	struct fetch_job job; /* its reference and lock bytes */
 };
 
 static struct job_work *job_work_new(struct sched *s, work_fn run)
@@ -958,7 +961,7 @@ static void probe_submit(struct sched *s, const struct fetch_job *job,
 	}
 	jw->job = one;
 	if (workq_submit(s->work, WORK_FAST, &jw->w))
-		probe_run(&jw->w, true);	/* stopping: give it back */
+		probe_run(&jw->w, true); /* stopping: give it back */
 }
 
 /*
@@ -1077,9 +1080,10 @@ static int copy_chunks(struct sched *s, struct fetch_job *job, uint64_t *idx)
 			cend = job->file_size;
 		XXH3_64bits_reset(hs);
 		while (off < cend) {
-			size_t n = cend - off < COPY_BLOCK_BYTES ?
-					   (size_t)(cend - off) :
-					   COPY_BLOCK_BYTES;
+			size_t n = COPY_BLOCK_BYTES;
+
+			if (cend - off < n)
+				n = (size_t)(cend - off);
 
 			if (work_cancelled() || sched_blob_cancelled(fb)) {
 				err = fblob_error(fb);
@@ -1124,9 +1128,9 @@ static void copy_run(struct work *w, bool cancelled)
 	sched_lock(s);
 	s->local_inflight--;
 	sched_unlock(s);
-	sched_job_end(s, &jw->job, idx, err);	/* ESTALE fails the blob */
+	sched_job_end(s, &jw->job, idx, err); /* ESTALE fails the blob */
 	free(jw);
-	engine_kick(s->engine);		/* the next file:// run */
+	engine_kick(s->engine); /* the next file:// run */
 }
 
 /* Hands a claimed file:// job to the pool; the job is consumed. */
@@ -1157,9 +1161,9 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 
 		*next_ms = -1;
 		sched_lock(s);
-		got = s->stopping || atomic_load(&s->shutdown) ?
-			      0 :
-			      pick_locked(s, background, job, next_ms, &dead);
+		got = 0;
+		if (!s->stopping && !atomic_load(&s->shutdown))
+			got = pick_locked(s, background, job, next_ms, &dead);
 		local = got && job->fb->local_path;
 		if (local)
 			s->local_inflight++;
@@ -1192,12 +1196,12 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 }
 
 struct uncached_read {
-	struct work w;		/* first: file:// reads run on the pool */
+	struct work w; /* first: file:// reads run on the pool */
 	sched_bytes_fn done;
 	void *arg;
 	uint64_t off;
 	size_t len;
-	struct fblob *fb;	/* a reference */
+	struct fblob *fb; /* a reference */
 };
 
 static void uncached_done(void *arg, struct http_result *res)
@@ -1296,8 +1300,8 @@ static void sync_done(void *arg, int err)
 	pthread_mutex_unlock(&sw->lock);
 }
 
-int sched_wait(struct sched *s, struct fblob *fb, uint64_t first,
-	       uint64_t last, enum sched_prio prio, int timeout_ms)
+int sched_wait(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
+	       enum sched_prio prio, int timeout_ms)
 {
 	struct sync_waiter sw = { .fired = false };
 	struct sched_waiter *w;
@@ -1385,7 +1389,8 @@ static bool verify_check(struct sched *s, struct fblob *fb)
 			hlog(HLOG_ERR, HLOG_STATE,
 			     "'%s' is corrupt: %s %s, expected %s; its cached "
 			     "bytes are discarded and reads fail until a "
-			     "remount", fb->name, fb->hash_kind, got, fb->hash);
+			     "remount",
+			     fb->name, fb->hash_kind, got, fb->hash);
 			sched_fail_blob(s, fb, -EBADMSG);
 			err = verify_discard(b);
 			if (err)
@@ -1399,8 +1404,8 @@ static bool verify_check(struct sched *s, struct fblob *fb)
 		err = verify_mark(b, fb->hash_kind, fb->hash);
 		if (err)
 			hlog(HLOG_WARN, HLOG_STATE,
-			     "recording the check of '%s' failed: %s",
-			     fb->name, strerror(-err));
+			     "recording the check of '%s' failed: %s", fb->name,
+			     strerror(-err));
 		atomic_store(&fb->verified, true);
 		hlog(HLOG_DEBUG, HLOG_STATE, "'%s' verified (%s)", fb->name,
 		     fb->hash_kind);
@@ -1413,9 +1418,9 @@ static bool verify_check(struct sched *s, struct fblob *fb)
 }
 
 struct verify_work {
-	struct work w;		/* first: the pool hands it back */
+	struct work w; /* first: the pool hands it back */
 	struct sched *s;
-	struct fblob *fb;	/* a reference */
+	struct fblob *fb; /* a reference */
 };
 
 static void verify_run(struct work *w, bool cancelled)
@@ -1652,7 +1657,7 @@ void sched_free(struct sched *s)
 	pthread_cond_broadcast(&s->saved_cond);
 	sched_unlock(s);
 	pthread_join(s->saver, NULL);
-	saver_round(s);		/* saves open blobs, frees closed ones */
+	saver_round(s); /* saves open blobs, frees closed ones */
 
 	/* Blobs still referenced by the caller are saved and freed too. */
 	while ((fb = s->blobs)) {

@@ -34,7 +34,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
 enum sched_prio { SCHED_DEMAND, SCHED_READAHEAD, SCHED_BACKGROUND };
 
 struct blob;
@@ -45,12 +44,12 @@ struct fblob;
 struct sched_waiter;
 
 struct sched_opts {
-	uint32_t chunk_size;	/* bytes; default 4 MiB */
-	int max_run_chunks;	/* chunks in one request, default 4 */
-	int save_interval_ms;	/* saver period, default 1000 */
-	bool offline;		/* never fetch: wants of missing chunks fail
+	uint32_t chunk_size; /* bytes; default 4 MiB */
+	int max_run_chunks; /* chunks in one request, default 4 */
+	int save_interval_ms; /* saver period, default 1000 */
+	bool offline; /* never fetch: wants of missing chunks fail
 				 * with -ENETDOWN */
-	int workers;		/* worker pool threads, default 4 */
+	int workers; /* worker pool threads, default 4 */
 	/* Called on a worker thread, no lock held, once a blob with a hash
 	 * is complete and verified (also at open when it was verified
 	 * before); may be NULL. Long work checks work_cancelled() between
@@ -59,7 +58,7 @@ struct sched_opts {
 	/* Called the same way when a complete blob failed its hash, after
 	 * it was failed and discarded (so caches above can drop it). */
 	void (*on_corrupt)(void *arg, struct fblob *fb);
-	void *on_verified_arg;	/* for both */
+	void *on_verified_arg; /* for both */
 };
 
 void sched_opts_default(struct sched_opts *o);
@@ -86,19 +85,19 @@ void sched_free(struct sched *s);
 
 /* Where a blob's bytes come from. Strings are copied. */
 struct fblob_target {
-	const char *kind;	/* "http", "file", "hf": part of the identity */
-	const char *content_id;	/* ETag, sha256, url+mtime...: identity */
+	const char *kind; /* "http", "file", "hf": part of the identity */
+	const char *content_id; /* ETag, sha256, url+mtime...: identity */
 	uint64_t size;
-	const char *url;	/* absolute URL for range GETs */
-	const char *auth;	/* header line for the origin host, or NULL */
-	const char *etag;	/* expected ETag, or NULL (learned at first) */
-	const char *name;	/* for log lines: the path in the mount */
-	bool pinned;		/* immutable content (a commit): no ETag is
+	const char *url; /* absolute URL for range GETs */
+	const char *auth; /* header line for the origin host, or NULL */
+	const char *etag; /* expected ETag, or NULL (learned at first) */
+	const char *name; /* for log lines: the path in the mount */
+	bool pinned; /* immutable content (a commit): no ETag is
 				 * learned or compared, the hash is the check */
-	const char *hash_kind;	/* whole-file check when the last chunk
+	const char *hash_kind; /* whole-file check when the last chunk
 				 * lands: "sha256", "git-sha1", or NULL */
-	const char *hash;	/* expected hash, lowercase hex */
-	const char *local_path;	/* a local file to pread the bytes from
+	const char *hash; /* expected hash, lowercase hex */
+	const char *local_path; /* a local file to pread the bytes from
 				 * (file:// sources) instead of url, on the
 				 * worker pool; NULL for network sources */
 };
@@ -111,17 +110,17 @@ struct fblob_target {
 int sched_open(struct sched *s, const struct fblob_target *t,
 	       struct fblob **out) __attribute__((warn_unused_result));
 void fblob_get(struct fblob *fb);
-void fblob_put(struct fblob *fb);	/* accepts NULL */
+void fblob_put(struct fblob *fb); /* accepts NULL */
 
 /* The local copy (fd, chunk map); valid while a reference is held.
  * For fetch/ and tests; fs/ uses the accessors below. */
 struct blob *fblob_blob(const struct fblob *fb);
 
 /* What fs/ needs of the local copy, valid while a reference is held. */
-int fblob_data_fd(const struct fblob *fb);	/* borrowed; pread/splice */
+int fblob_data_fd(const struct fblob *fb); /* borrowed; pread/splice */
 uint64_t fblob_nchunks(const struct fblob *fb);
 uint32_t fblob_chunk_size(const struct fblob *fb);
-const char *fblob_hex(const struct fblob *fb);	/* name in the cache */
+const char *fblob_hex(const struct fblob *fb); /* name in the cache */
 /* The chunks [*first, *last] covering [off, off + len); false when the
  * range is empty or past the end. */
 bool fblob_chunks_for(const struct fblob *fb, uint64_t off, uint64_t len,
@@ -157,10 +156,9 @@ typedef void (*sched_done_fn)(void *arg, int err);
  *    error, -ENETDOWN offline, -ENOMEM).
  * With done NULL it only queues (readahead, background fill).
  */
-int sched_want(struct sched *s, struct fblob *fb, uint64_t first,
-	       uint64_t last, enum sched_prio prio, sched_done_fn done,
-	       void *arg, struct sched_waiter **wp)
-	__attribute__((warn_unused_result));
+int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
+	       enum sched_prio prio, sched_done_fn done, void *arg,
+	       struct sched_waiter **wp) __attribute__((warn_unused_result));
 
 /*
  * Unregisters a waiter before it fired: returns 0 and done will never be
@@ -176,16 +174,15 @@ int sched_cancel(struct sched *s, struct sched_waiter *w);
 /* Blocking want for tools and tests: 0, the chunk error, or -ETIMEDOUT
  * after timeout_ms (then the chunks stay queued). Holds no lock while
  * waiting. */
-int sched_wait(struct sched *s, struct fblob *fb, uint64_t first,
-	       uint64_t last, enum sched_prio prio, int timeout_ms)
+int sched_wait(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
+	       enum sched_prio prio, int timeout_ms)
 	__attribute__((warn_unused_result));
 
 /* Linked cancellation: fails the blob for good with err (negative), stops
  * its transfers and fails its waiters with err. */
 void sched_fail_blob(struct sched *s, struct fblob *fb, int err);
 
-typedef void (*sched_bytes_fn)(void *arg, int err, const char *buf,
-			       size_t len);
+typedef void (*sched_bytes_fn)(void *arg, int err, const char *buf, size_t len);
 
 /*
  * Fetches bytes [off, off + len) of fb into memory, bypassing the cache:

@@ -88,7 +88,7 @@ const char *source_opt_get(const struct source_opts *o, const char *name)
 
 	for (i = 0; o && i < o->noptions; i++)
 		if (!strcmp(o->options[i].name, name))
-			v = o->options[i].value;	/* the last one wins */
+			v = o->options[i].value; /* the last one wins */
 	return v;
 }
 
@@ -164,9 +164,8 @@ out_close:
  * (hf: $HF_TOKEN, the Hugging Face token file), so a token meant for one
  * service never goes to another server. 0 with *out owned or NULL.
  */
-static int find_token(const struct source_ops *ops,
-		      const struct source_opts *o, char **out, char *err,
-		      size_t errlen)
+static int find_token(const struct source_ops *ops, const struct source_opts *o,
+		      char **out, char *err, size_t errlen)
 {
 	int rc;
 
@@ -177,8 +176,7 @@ static int find_token(const struct source_ops *ops,
 			snprintf(err, errlen, "token file '%s' is empty",
 				 o->token_file);
 		else if (rc)
-			snprintf(err, errlen,
-				 "cannot read token file '%s': %s",
+			snprintf(err, errlen, "cannot read token file '%s': %s",
 				 o->token_file, strerror(-rc));
 		return rc;
 	}
@@ -299,8 +297,8 @@ struct source *source_alloc(size_t size, const struct source_ops *ops,
 	return src;
 }
 
-int source_open_done(struct source *src, int rc, struct source **out,
-		     char *err, size_t errlen)
+int source_open_done(struct source *src, int rc, struct source **out, char *err,
+		     size_t errlen)
 {
 	*out = NULL;
 	if (!rc) {
@@ -342,7 +340,8 @@ int source_set_token(struct source *src, const char *token, char *err,
 	for (p = token; *p; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
 			/* Never echoed: it is a secret. */
-			snprintf(err, errlen, "the token contains control "
+			snprintf(err, errlen,
+				 "the token contains control "
 				 "characters (a second line?)");
 			return -EINVAL;
 		}
@@ -438,14 +437,15 @@ int source_snapshot(struct source *src, struct engine *e, struct cache *c,
 	if (lerr == -ENOENT) {
 		snprintf(err, errlen,
 			 "'%s' unreachable (%s) and no snapshot of it in the "
-			 "cache", src->spec, reason);
+			 "cache",
+			 src->spec, reason);
 		goto fail;
 	}
 	if (lerr) {
 		snprintf(err, errlen,
 			 "'%s' unreachable (%s) and its snapshot in the cache "
-			 "cannot be read: %s", src->spec, reason,
-			 strerror(-lerr));
+			 "cannot be read: %s",
+			 src->spec, reason, strerror(-lerr));
 		goto fail;
 	}
 	free(src->version);
@@ -462,8 +462,8 @@ fail:
 
 /* For http and file: the URL plus the ETag, or plus the mtime. When it
  * does not fit idbuf, its xxh128 stands for it. */
-static void url_identity(const struct mentry *en, const char *etag,
-			 char *idbuf, size_t idlen)
+static void url_identity(const struct mentry *en, const char *etag, char *idbuf,
+			 size_t idlen)
 {
 	char mt[32];
 	const char *url = en->url ? en->url : en->path;
@@ -482,7 +482,7 @@ static void url_identity(const struct mentry *en, const char *etag,
 		XXH128_hash_t h;
 
 		if (!st)
-			return;	/* truncated, the best there is */
+			return; /* truncated, the best there is */
 		XXH3_128bits_reset(st);
 		XXH3_128bits_update(st, url, strlen(url));
 		XXH3_128bits_update(st, "\n", 1);
@@ -534,8 +534,8 @@ void source_bearer_auth(const struct source *src, struct http_auth *out)
 	out->header = src->auth;
 }
 
-const char *source_file_url(const struct source *src,
-			    const struct manifest *m, uint64_t idx)
+const char *source_file_url(const struct source *src, const struct manifest *m,
+			    uint64_t idx)
 {
 	(void)src;
 	if (idx >= m->n || m->entries[idx].type != MENTRY_FILE)
@@ -601,7 +601,7 @@ bool source_err_is_network(int err)
 {
 	switch (err < 0 ? -err : err) {
 	case ECONNREFUSED:
-	case EHOSTUNREACH:	/* the engine's answer to failed lookups */
+	case EHOSTUNREACH: /* the engine's answer to failed lookups */
 	case ENETUNREACH:
 	case ETIMEDOUT:
 	case ENETDOWN:
@@ -638,7 +638,7 @@ int url_unescape(char *s)
 	err = dirindex_unescape(s, len, &dec, &n);
 	if (err)
 		return err;
-	memcpy(s, dec, n + 1);	/* decoding never grows */
+	memcpy(s, dec, n + 1); /* decoding never grows */
 	free(dec);
 	return 0;
 }

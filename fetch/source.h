@@ -37,17 +37,17 @@ struct source_option {
 
 /* Options that sources may use; strings borrowed for the source's life. */
 struct source_opts {
-	const char *token;	/* bearer token for the origin, or NULL */
-	const char *token_file;	/* without token: read it from this file
+	const char *token; /* bearer token for the origin, or NULL */
+	const char *token_file; /* without token: read it from this file
 				 * (any scheme: the user chose it) */
-	const char *endpoint;	/* API endpoint (hf: the Hub), or NULL */
-	bool env;		/* apply the scheme's environment policy:
+	const char *endpoint; /* API endpoint (hf: the Hub), or NULL */
+	bool env; /* apply the scheme's environment policy:
 				 * token discovery (hf: HF_TOKEN, ...), its
 				 * endpoint variable, offline mode */
-	const struct source_option *options;	/* scheme options */
+	const struct source_option *options; /* scheme options */
 	size_t noptions;
-	size_t max_entries;	/* listing cap, default 1000000 */
-	int max_depth;		/* folder depth cap, default 64 */
+	size_t max_entries; /* listing cap, default 1000000 */
+	int max_depth; /* folder depth cap, default 64 */
 };
 
 /*
@@ -69,7 +69,7 @@ int source_option_check(const char *name, const char *value, char *err,
 int source_open(const char *spec, const struct source_opts *o,
 		struct source **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
-void source_free(struct source *src);	/* accepts NULL */
+void source_free(struct source *src); /* accepts NULL */
 
 /* True when the environment asked for offline mode (with
  * source_opts.env; hf: HF_HUB_OFFLINE=1, as huggingface_hub does). */
@@ -86,7 +86,8 @@ bool source_env_offline(const struct source *src);
  */
 int source_snapshot(struct source *src, struct engine *e, struct cache *c,
 		    bool offline, struct manifest **out, bool *used_saved,
-		    char *err, size_t errlen) __attribute__((warn_unused_result));
+		    char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /*
  * Fills t for file entry idx: pointers borrowed from src, m and idbuf,
@@ -100,8 +101,8 @@ void source_target(const struct source *src, const struct manifest *m,
 
 /* The URL serving file entry idx (user.hollowfs.source), or NULL.
  * Borrowed from m. */
-const char *source_file_url(const struct source *src,
-			    const struct manifest *m, uint64_t idx);
+const char *source_file_url(const struct source *src, const struct manifest *m,
+			    uint64_t idx);
 
 /*
  * The scheduler's on_verified, routed to the source: fb (a complete blob

@@ -33,14 +33,14 @@
 #define FILE_FORM "file:///ABSOLUTE/PATH"
 
 struct source_file {
-	struct source base;	/* first */
-	char *path;		/* absolute, no trailing '/' but for "/" */
+	struct source base; /* first */
+	char *path; /* absolute, no trailing '/' but for "/" */
 };
 
 struct fwalk {
 	struct source_file *fs;
 	struct manifest *m;
-	size_t count;		/* entries added */
+	size_t count; /* entries added */
 	bool capped;
 	char *err;
 	size_t errlen;
@@ -79,7 +79,7 @@ static char *file_url(const char *root, const char *rel)
 				return NULL;
 			}
 			*o++ = '/';
-			o = stpcpy(o, esc);	/* 3 * n at most: fits */
+			o = stpcpy(o, esc); /* 3 * n at most: fits */
 			free(esc);
 			p += n;
 		}
@@ -91,8 +91,8 @@ static char *file_url(const char *root, const char *rel)
 }
 
 /* The absolute path of rel, for log lines, into buf. */
-static const char *abs_shown(const struct fwalk *w, const char *rel,
-			     char *buf, size_t buflen)
+static const char *abs_shown(const struct fwalk *w, const char *rel, char *buf,
+			     size_t buflen)
 {
 	char tmp[PATH_MAX * 2];
 
@@ -108,7 +108,8 @@ static bool fwalk_room(struct fwalk *w)
 	if (!w->capped)
 		hlog(HLOG_WARN, HLOG_FETCH,
 		     "listing of '%s' stopped at %zu entries: the rest is not "
-		     "shown", w->fs->path, w->count);
+		     "shown",
+		     w->fs->path, w->count);
 	w->capped = true;
 	return false;
 }
@@ -219,7 +220,8 @@ static int fwalk_dir(struct fwalk *w, int dfd, const char *rel, int depth)
 		if (depth + 1 > w->fs->base.max_depth) {
 			hlog(HLOG_WARN, HLOG_FETCH,
 			     "listing of '%s': not entering '%s': more than %d "
-			     "folders deep", w->fs->path,
+			     "folders deep",
+			     w->fs->path,
 			     abs_shown(w, child, shown, sizeof(shown)),
 			     w->fs->base.max_depth);
 			free(child);
@@ -245,8 +247,8 @@ out:
 	if (!err || err == -ENOMEM)
 		return err;
 	if (depth == 0) {
-		snprintf(w->err, w->errlen, "cannot read '%s': %s",
-			 w->fs->path, strerror(-err));
+		snprintf(w->err, w->errlen, "cannot read '%s': %s", w->fs->path,
+			 strerror(-err));
 		return err;
 	}
 	/* Below the root: what could be read is kept. */
@@ -263,7 +265,7 @@ static int file_list(struct source *src, struct engine *e,
 	struct stat st;
 	int rc, fd;
 
-	(void)e;	/* local files are listed without the network */
+	(void)e; /* local files are listed without the network */
 	*out = NULL;
 	if (errlen)
 		err[0] = '\0';
@@ -285,8 +287,10 @@ static int file_list(struct source *src, struct engine *e,
 
 		rc = fwalk_add(&w, name, &st, false);
 		if (!rc && !w.count) {
-			snprintf(err, errlen, "'%s': its name cannot be a file "
-				 "name", fs->path);
+			snprintf(err, errlen,
+				 "'%s': its name cannot be a file "
+				 "name",
+				 fs->path);
 			rc = -EINVAL;
 		}
 	} else if (S_ISDIR(st.st_mode)) {
@@ -299,17 +303,18 @@ static int file_list(struct source *src, struct engine *e,
 		}
 		rc = fwalk_dir(&w, fd, "", 0);
 	} else {
-		snprintf(err, errlen, "'%s' is neither a folder nor a regular "
-			 "file", fs->path);
+		snprintf(err, errlen,
+			 "'%s' is neither a folder nor a regular "
+			 "file",
+			 fs->path);
 		rc = -EINVAL;
 	}
 	if (!rc)
 		rc = source_list_finish(src, w.m, "listing");
 	if (rc)
 		goto out;
-	hlog(HLOG_INFO, HLOG_FETCH, "listed '%s': %zu files, %" PRIu64
-	     " bytes", fs->path, manifest_file_count(w.m),
-	     manifest_total_bytes(w.m));
+	hlog(HLOG_INFO, HLOG_FETCH, "listed '%s': %zu files, %" PRIu64 " bytes",
+	     fs->path, manifest_file_count(w.m), manifest_total_bytes(w.m));
 	*out = w.m;
 	w.m = NULL;
 out:
@@ -341,7 +346,8 @@ static int file_parse(const char *spec, char **out, char *err, size_t errlen)
 	if (rc == -EINVAL) {
 		snprintf(err, errlen,
 			 "malformed SOURCE '%s': bad percent-escape in the "
-			 "path (write '%%' as %%25)", spec);
+			 "path (write '%%' as %%25)",
+			 spec);
 		return rc;
 	}
 	if (rc)
@@ -357,15 +363,19 @@ static int file_parse(const char *spec, char **out, char *err, size_t errlen)
 	*o = '\0';
 	if (strlen(dec) >= PATH_MAX) {
 		free(dec);
-		snprintf(err, errlen, "malformed SOURCE '%s': the path is too "
-			 "long", spec);
+		snprintf(err, errlen,
+			 "malformed SOURCE '%s': the path is too "
+			 "long",
+			 spec);
 		return -ENAMETOOLONG;
 	}
 	*out = dec;
 	return 0;
 bad_form:
-	snprintf(err, errlen, "malformed SOURCE '%s': expected %s (an "
-		 "absolute path)", spec, FILE_FORM);
+	snprintf(err, errlen,
+		 "malformed SOURCE '%s': expected %s (an "
+		 "absolute path)",
+		 spec, FILE_FORM);
 	return -EINVAL;
 }
 
@@ -416,8 +426,8 @@ static void file_target(const struct source *src, const struct manifest *m,
 	if (!url || strncmp(url, "file://", 7) || used >= idlen)
 		return;
 	n = snprintf(idbuf + used, idlen - used, "%s", url + 7);
-	if (n <= 0 || (size_t)n >= idlen - used ||
-	    url_unescape(idbuf + used) || idbuf[used] != '/')
+	if (n <= 0 || (size_t)n >= idlen - used || url_unescape(idbuf + used) ||
+	    idbuf[used] != '/')
 		return;
 	t->local_path = idbuf + used;
 }

@@ -65,21 +65,21 @@
 #include "state/manifest.h"
 
 #define HF_FORM "hf://[datasets/|spaces/]OWNER/NAME[@REVISION][/SUBDIR]"
-#define REPO_ID_MAX 96		/* huggingface_hub's validate_repo_id */
+#define REPO_ID_MAX 96 /* huggingface_hub's validate_repo_id */
 #define REVISION_MAX 255
-#define WARN_MAX 20		/* warnings per listing, then a count */
-#define SHOWN_MAX 200		/* bytes of a name or message in a line */
+#define WARN_MAX 20 /* warnings per listing, then a count */
+#define SHOWN_MAX 200 /* bytes of a name or message in a line */
 
 struct source_hf {
-	struct source base;	/* first */
+	struct source base; /* first */
 	enum hf_repo_type type;
-	char *endpoint;		/* no trailing '/' (owned) */
-	char *repo_id;		/* as given: cache folder names (owned) */
-	char *api_id;		/* canonical, as the Hub says (owned) */
-	char *revision;		/* decoded (owned) */
-	char *subdir;		/* or NULL (owned) */
-	char *shown;		/* "OWNER/NAME", "datasets/OWNER/NAME" */
-	char *export_dir;	/* -o hf_cache=, absolute, or NULL (owned) */
+	char *endpoint; /* no trailing '/' (owned) */
+	char *repo_id; /* as given: cache folder names (owned) */
+	char *api_id; /* canonical, as the Hub says (owned) */
+	char *revision; /* decoded (owned) */
+	char *subdir; /* or NULL (owned) */
+	char *shown; /* "OWNER/NAME", "datasets/OWNER/NAME" */
+	char *export_dir; /* -o hf_cache=, absolute, or NULL (owned) */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -146,8 +146,8 @@ void hf_spec_release(struct hf_spec *s)
 
 static bool repo_char(unsigned char ch)
 {
-	return isascii(ch) && (isalnum(ch) || ch == '_' || ch == '-' ||
-			       ch == '.');
+	return isascii(ch) &&
+	       (isalnum(ch) || ch == '_' || ch == '-' || ch == '.');
 }
 
 static bool repo_edge(unsigned char ch)
@@ -167,7 +167,7 @@ static bool repo_part_ok(const char *s, size_t n)
 		if (!repo_char((unsigned char)s[i]))
 			return false;
 		if (i && (s[i] == '-' || s[i] == '.') && s[i - 1] == s[i])
-			return false;	/* "--" and ".." */
+			return false; /* "--" and ".." */
 	}
 	return true;
 }
@@ -204,7 +204,7 @@ static bool revision_ok(const char *rev)
 			return false;
 		p += n;
 		if (*p == '/' && !*++p)
-			return false;	/* trailing '/' */
+			return false; /* trailing '/' */
 	}
 	return true;
 }
@@ -256,16 +256,18 @@ int hf_spec_parse(const char *spec, struct hf_spec *out, char *err,
 	}
 	n1 = strcspn(p, "/@");
 	if (!n1) {
-		snprintf(err, errlen, "malformed SOURCE '%s': no repo "
-			 "(expected %s)", shown(spec, shownb, sizeof(shownb)),
-			 HF_FORM);
+		snprintf(err, errlen,
+			 "malformed SOURCE '%s': no repo "
+			 "(expected %s)",
+			 shown(spec, shownb, sizeof(shownb)), HF_FORM);
 		goto fail;
 	}
 	id_end = p + n1;
 	if (*id_end == '/' && id_end[1]) {
 		n2 = strcspn(id_end + 1, "/@");
 		if (!n2) {
-			snprintf(err, errlen, "malformed SOURCE '%s': empty "
+			snprintf(err, errlen,
+				 "malformed SOURCE '%s': empty "
 				 "repo NAME after '%.*s/'",
 				 shown(spec, shownb, sizeof(shownb)), (int)n1,
 				 p);
@@ -279,12 +281,13 @@ int hf_spec_parse(const char *spec, struct hf_spec *out, char *err,
 		goto fail;
 	}
 	if (!repo_id_ok(out->repo_id)) {
-		snprintf(err, errlen, "malformed SOURCE '%s': '%s' is not a "
+		snprintf(err, errlen,
+			 "malformed SOURCE '%s': '%s' is not a "
 			 "repo id (letters, digits, '-', '_' and '.'; not "
 			 "starting or ending with '-' or '.'; no '--' or "
 			 "'..'; at most %d characters)",
-			 shown(spec, shownb, sizeof(shownb)),
-			 out->repo_id, REPO_ID_MAX);
+			 shown(spec, shownb, sizeof(shownb)), out->repo_id,
+			 REPO_ID_MAX);
 		goto fail;
 	}
 	p = id_end;
@@ -296,14 +299,16 @@ int hf_spec_parse(const char *spec, struct hf_spec *out, char *err,
 		if (!n)
 			n = strcspn(p, "/");
 		if (!n) {
-			snprintf(err, errlen, "malformed SOURCE '%s': empty "
+			snprintf(err, errlen,
+				 "malformed SOURCE '%s': empty "
 				 "REVISION after '@'",
 				 shown(spec, shownb, sizeof(shownb)));
 			goto fail;
 		}
 		rc = dirindex_unescape(p, n, &out->revision, &dlen);
 		if (rc == -EINVAL) {
-			snprintf(err, errlen, "malformed SOURCE '%s': bad "
+			snprintf(err, errlen,
+				 "malformed SOURCE '%s': bad "
 				 "percent-escape in the REVISION (write '/' "
 				 "as %%2F, '%%' as %%25)",
 				 shown(spec, shownb, sizeof(shownb)));
@@ -313,7 +318,8 @@ int hf_spec_parse(const char *spec, struct hf_spec *out, char *err,
 			goto fail;
 		rc = -EINVAL;
 		if (!revision_ok(out->revision)) {
-			snprintf(err, errlen, "malformed SOURCE '%s': bad "
+			snprintf(err, errlen,
+				 "malformed SOURCE '%s': bad "
 				 "REVISION (empty, '.' or '..' parts, or "
 				 "control characters)",
 				 shown(spec, shownb, sizeof(shownb)));
@@ -339,13 +345,15 @@ int hf_spec_parse(const char *spec, struct hf_spec *out, char *err,
 			break;
 		if ((n == 1 && p[0] == '.') ||
 		    (n == 2 && p[0] == '.' && p[1] == '.')) {
-			snprintf(err, errlen, "malformed SOURCE '%s': '.' and "
+			snprintf(err, errlen,
+				 "malformed SOURCE '%s': '.' and "
 				 "'..' are not allowed in SUBDIR",
 				 shown(spec, shownb, sizeof(shownb)));
 			goto fail;
 		}
 		if (n > 255) {
-			snprintf(err, errlen, "malformed SOURCE '%s': a SUBDIR "
+			snprintf(err, errlen,
+				 "malformed SOURCE '%s': a SUBDIR "
 				 "component is longer than 255 bytes",
 				 shown(spec, shownb, sizeof(shownb)));
 			goto fail;
@@ -364,8 +372,10 @@ int hf_spec_parse(const char *spec, struct hf_spec *out, char *err,
 		p += n;
 	}
 	if (out->subdir && strlen(out->subdir) >= PATH_MAX / 2) {
-		snprintf(err, errlen, "malformed SOURCE '%s': SUBDIR is too "
-			 "long", shown(spec, shownb, sizeof(shownb)));
+		snprintf(err, errlen,
+			 "malformed SOURCE '%s': SUBDIR is too "
+			 "long",
+			 shown(spec, shownb, sizeof(shownb)));
 		goto fail;
 	}
 	return 0;
@@ -465,8 +475,7 @@ static bool says(const struct http_result *res, const char *needle)
 		return true;
 	if (!res->body)
 		return false;
-	n = res->body_len < sizeof(head) - 1 ? res->body_len :
-					       sizeof(head) - 1;
+	n = res->body_len < sizeof(head) - 1 ? res->body_len : sizeof(head) - 1;
 	memcpy(head, res->body, n);
 	head[n] = '\0';
 	return strcasestr(head, needle) != NULL;
@@ -484,18 +493,20 @@ int hf_map_error(const struct source *src, enum hf_req what,
 	assert(src->ops == &source_hf_ops);
 	if (!res->status || (rc && res->status < 400)) {
 		if (!rc)
-			return 0;	/* no status and no error */
+			return 0; /* no status and no error */
 		if (source_err_is_network(rc)) {
 			snprintf(err, errlen, "cannot reach %s: %s",
 				 h->endpoint, strerror(-rc));
 			return rc;
 		}
 		if (rc == -EFBIG)
-			snprintf(err, errlen, "the answer of %s to '%s' is "
-				 "too large", h->endpoint, url);
+			snprintf(err, errlen,
+				 "the answer of %s to '%s' is "
+				 "too large",
+				 h->endpoint, url);
 		else
-			snprintf(err, errlen, "request to '%s' failed: %s",
-				 url, strerror(-rc));
+			snprintf(err, errlen, "request to '%s' failed: %s", url,
+				 strerror(-rc));
 		return rc;
 	}
 	if (res->status >= 200 && res->status < 300)
@@ -508,8 +519,10 @@ int hf_map_error(const struct source *src, enum hf_req what,
 		return -ENOENT;
 	}
 	if (code_is(res, "GatedRepo")) {
-		snprintf(err, errlen, "'%s' is gated: accept its terms on the "
-			 "Hub and set HF_TOKEN", h->shown);
+		snprintf(err, errlen,
+			 "'%s' is gated: accept its terms on the "
+			 "Hub and set HF_TOKEN",
+			 h->shown);
 		return -EACCES;
 	}
 	if (tree && h->subdir &&
@@ -527,36 +540,46 @@ int hf_map_error(const struct source *src, enum hf_req what,
 	if (res->status == 401 && token &&
 	    (!code_is(res, "RepoNotFound") ||
 	     says(res, "Invalid credentials"))) {
-		snprintf(err, errlen, "the token was refused by %s (HTTP 401): "
-			 "check HF_TOKEN", h->endpoint);
+		snprintf(err, errlen,
+			 "the token was refused by %s (HTTP 401): "
+			 "check HF_TOKEN",
+			 h->endpoint);
 		return -EACCES;
 	}
 	if (res->status == 401 || code_is(res, "RepoNotFound") ||
 	    (res->status == 404 && !code_is(res, "EntryNotFound"))) {
 		if (token)
-			snprintf(err, errlen, "'%s' not found, or private: the "
-				 "token given cannot read it", h->shown);
+			snprintf(err, errlen,
+				 "'%s' not found, or private: the "
+				 "token given cannot read it",
+				 h->shown);
 		else
-			snprintf(err, errlen, "'%s' not found, or private: set "
-				 "HF_TOKEN", h->shown);
+			snprintf(err, errlen,
+				 "'%s' not found, or private: set "
+				 "HF_TOKEN",
+				 h->shown);
 		return -ENOENT;
 	}
 	if (res->status == 403) {
-		snprintf(err, errlen, "access to '%s' was refused by %s (HTTP "
-			 "403)%s", h->shown, h->endpoint,
+		snprintf(err, errlen,
+			 "access to '%s' was refused by %s (HTTP "
+			 "403)%s",
+			 h->shown, h->endpoint,
 			 token ? ": the token given cannot read it" :
 				 ": set HF_TOKEN");
 		return http_status_errno(res->status);
 	}
 	if (res->status == 429) {
-		snprintf(err, errlen, "rate limited by %s (HTTP 429): try "
-			 "again later", h->endpoint);
+		snprintf(err, errlen,
+			 "rate limited by %s (HTTP 429): try "
+			 "again later",
+			 h->endpoint);
 		return http_status_errno(res->status);
 	}
 	if (!rc)
 		rc = http_status_errno(res->status);
 	if (!rc)
-		rc = -EPROTO;	/* a 1xx or 3xx as the final answer */
+		rc = -EPROTO; /* a 1xx or 3xx as the final answer */
 	if (res->error_message && *res->error_message)
 		snprintf(err, errlen, "%s answered HTTP %ld for '%s': %s",
 			 h->endpoint, res->status, url,
@@ -577,7 +600,8 @@ static int64_t parse_iso8601(const char *s)
 	time_t t;
 
 	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec,
-		   &n) != 6 || !n)
+		   &n) != 6 ||
+	    !n)
 		return -1;
 	s += n;
 	if (*s == '.')
@@ -695,7 +719,7 @@ static int tree_add_one(struct hf_tree *t, json_t *en)
 	bool is_dir;
 
 	if (!type || (strcmp(type, "file") && strcmp(type, "directory")))
-		return 0;	/* "unknown" and future kinds */
+		return 0; /* "unknown" and future kinds */
 	is_dir = !strcmp(type, "directory");
 	if (!path) {
 		tree_warn(t, "", 0, "no path");
@@ -729,7 +753,8 @@ static int tree_add_one(struct hf_tree *t, json_t *en)
 		if (!t->capped)
 			hlog(HLOG_WARN, HLOG_FETCH,
 			     "listing of %s stopped at %zu entries: the rest "
-			     "is not shown", t->where, t->max_entries);
+			     "is not shown",
+			     t->where, t->max_entries);
 		t->capped = true;
 		return 0;
 	}
@@ -768,8 +793,8 @@ static int tree_add_one(struct hf_tree *t, json_t *en)
 			if (++t->unverified <= WARN_MAX)
 				hlog(HLOG_WARN, HLOG_FETCH,
 				     "listing of %s: '%s' has no usable hash: "
-				     "it is not verified", t->where,
-				     shown(path, buf, sizeof(buf)));
+				     "it is not verified",
+				     t->where, shown(path, buf, sizeof(buf)));
 		}
 		url = malloc(strlen(t->resolve_base) + 3 * plen + 2);
 		if (!url)
@@ -900,13 +925,17 @@ static int resolve(struct source_hf *h, struct engine *e,
 		goto out;
 	rc = hf_revision_parse(res.body, res.body_len, rev);
 	if (rc == -EBADMSG)
-		snprintf(err, errlen, "'%s' did not answer with a commit id: "
-			 "is %s a Hugging Face Hub?", url, h->endpoint);
+		snprintf(err, errlen,
+			 "'%s' did not answer with a commit id: "
+			 "is %s a Hugging Face Hub?",
+			 url, h->endpoint);
 	if (rc)
 		goto out;
 	if (rev->gated && !h->base.auth) {
-		snprintf(err, errlen, "'%s' is gated: accept its terms on the "
-			 "Hub and set HF_TOKEN", h->shown);
+		snprintf(err, errlen,
+			 "'%s' is gated: accept its terms on the "
+			 "Hub and set HF_TOKEN",
+			 h->shown);
 		rc = -EACCES;
 		goto out;
 	}
@@ -972,41 +1001,50 @@ static int list_tree(struct source_hf *h, struct engine *e,
 				hlog(HLOG_INFO, HLOG_FETCH,
 				     "listing of %s: the next page is on "
 				     "another server, asked for without the "
-				     "token: '%s'", where, url);
+				     "token: '%s'",
+				     where, url);
 			warned_elsewhere = true;
 		}
 
 		rc = seen_add(&seen, url);
 		if (rc == -ELOOP)
-			snprintf(err, errlen, "listing of %s failed: the "
+			snprintf(err, errlen,
+				 "listing of %s failed: the "
 				 "server sent page '%s' twice (a pagination "
-				 "loop)", where, url);
+				 "loop)",
+				 where, url);
 		if (!rc && ++pages > HF_MAX_PAGES) {
-			snprintf(err, errlen, "listing of %s failed: more than "
-				 "%d pages", where, HF_MAX_PAGES);
+			snprintf(err, errlen,
+				 "listing of %s failed: more than "
+				 "%d pages",
+				 where, HF_MAX_PAGES);
 			rc = -E2BIG;
 		}
 		if (rc)
 			break;
 		rc = engine_http(e, &req, &res);
-		rc = hf_map_error(&h->base, HF_REQ_TREE, &res, rc, err,
-				  errlen);
+		rc = hf_map_error(&h->base, HF_REQ_TREE, &res, rc, err, errlen);
 		if (!rc) {
 			rc = hf_tree_page_parse(&t, res.body, res.body_len);
 			if (rc == -EBADMSG)
-				snprintf(err, errlen, "'%s' did not answer "
-					 "with a JSON listing", url);
+				snprintf(err, errlen,
+					 "'%s' did not answer "
+					 "with a JSON listing",
+					 url);
 			else if (rc == -EACCES)
-				snprintf(err, errlen, "'%s' is gated: accept "
+				snprintf(err, errlen,
+					 "'%s' is gated: accept "
 					 "its terms on the Hub and set "
-					 "HF_TOKEN", h->shown);
+					 "HF_TOKEN",
+					 h->shown);
 		}
 		free(url);
 		url = NULL;
 		if (!rc && res.link_next) {
 			if (strncasecmp(res.link_next, "http://", 7) &&
 			    strncasecmp(res.link_next, "https://", 8)) {
-				snprintf(err, errlen, "listing of %s failed: "
+				snprintf(err, errlen,
+					 "listing of %s failed: "
 					 "the next page is no http(s) URL",
 					 where);
 				rc = -EPROTO;
@@ -1025,8 +1063,8 @@ static int list_tree(struct source_hf *h, struct engine *e,
 		     t.skipped - WARN_MAX);
 	if (t.unverified > WARN_MAX)
 		hlog(HLOG_WARN, HLOG_FETCH,
-		     "listing of %s: %zu more files have no usable hash",
-		     where, t.unverified - WARN_MAX);
+		     "listing of %s: %zu more files have no usable hash", where,
+		     t.unverified - WARN_MAX);
 	if (!rc && t.subdir_is_file && m->n == 1) {
 		snprintf(err, errlen, "'%s' is a file, not a subfolder, in %s",
 			 h->subdir, where);
@@ -1047,7 +1085,8 @@ out:
 static int probe_gated(struct source_hf *h, struct engine *e,
 		       const struct manifest *m, char *err, size_t errlen)
 {
-	struct http_req req = { .auth = h->base.auth, .head = true,
+	struct http_req req = { .auth = h->base.auth,
+				.head = true,
 				.no_retry = true };
 	struct http_result res;
 	size_t i;
@@ -1062,8 +1101,10 @@ static int probe_gated(struct source_hf *h, struct engine *e,
 	rc = engine_http(e, &req, &res);
 	if ((res.status == 401 || res.status == 403) &&
 	    code_is(&res, "GatedRepo")) {
-		snprintf(err, errlen, "'%s' is gated: accept its terms on the "
-			 "Hub and set HF_TOKEN", h->shown);
+		snprintf(err, errlen,
+			 "'%s' is gated: accept its terms on the "
+			 "Hub and set HF_TOKEN",
+			 h->shown);
 		rc = -EACCES;
 	} else {
 		if (rc)
@@ -1106,11 +1147,12 @@ static int set_endpoint(struct source_hf *h, const char *ep, char *err,
 		n--;
 	host = !strncasecmp(ep, "https://", 8) ? ep + 8 :
 	       !strncasecmp(ep, "http://", 7)  ? ep + 7 :
-						  NULL;
+						 NULL;
 	if (!host || host >= ep + n || *host == '/' ||
 	    strpbrk(host, "?# \t\r\n") || strchr(host, '@')) {
 		/* '@': credentials in the URL are not echoed */
-		snprintf(err, errlen, "bad Hub endpoint '%s': expected an "
+		snprintf(err, errlen,
+			 "bad Hub endpoint '%s': expected an "
 			 "http:// or https:// URL (-o endpoint= or "
 			 "HF_ENDPOINT)",
 			 strchr(ep, '@') ? "..." : shown(ep, buf, sizeof(buf)));
@@ -1172,15 +1214,16 @@ static int hf_open(const char *spec, const struct source_opts *o,
 	h->base.ref = strdup(h->revision);
 	if (!h->api_id || !h->base.ref)
 		goto out;
-	if (asprintf(&h->shown, "%s%s", h->type == HF_MODEL ? "" :
-		     type_url_prefix(h->type), h->repo_id) < 0) {
+	if (asprintf(&h->shown, "%s%s",
+		     h->type == HF_MODEL ? "" : type_url_prefix(h->type),
+		     h->repo_id) < 0) {
 		h->shown = NULL;
 		goto out;
 	}
 	/* A subfolder is its own snapshot: its manifest differs. */
 	if (asprintf(&h->base.cache_key, "hf:%s/%s/%s%s%s", h->endpoint,
-		     hf_type_plural(h->type), h->repo_id,
-		     h->subdir ? ":/" : "", h->subdir ? h->subdir : "") < 0) {
+		     hf_type_plural(h->type), h->repo_id, h->subdir ? ":/" : "",
+		     h->subdir ? h->subdir : "") < 0) {
 		h->base.cache_key = NULL;
 		goto out;
 	}
@@ -1189,8 +1232,8 @@ out:
 	return source_open_done(&h->base, rc, out, err, errlen);
 }
 
-static int hf_list(struct source *src, struct engine *e,
-		   struct manifest **out, char *err, size_t errlen)
+static int hf_list(struct source *src, struct engine *e, struct manifest **out,
+		   char *err, size_t errlen)
 {
 	struct source_hf *h = (struct source_hf *)src;
 	struct hf_revision rev = { 0 };
@@ -1222,9 +1265,10 @@ static int hf_list(struct source *src, struct engine *e,
 	rc = source_list_finish(src, m, rev.commit);
 	if (rc)
 		goto out;
-	hlog(HLOG_INFO, HLOG_FETCH, "listed %s@%s at commit %s: %zu files, %"
-	     PRIu64 " bytes", h->shown, h->revision, rev.commit,
-	     manifest_file_count(m), manifest_total_bytes(m));
+	hlog(HLOG_INFO, HLOG_FETCH,
+	     "listed %s@%s at commit %s: %zu files, %" PRIu64 " bytes",
+	     h->shown, h->revision, rev.commit, manifest_file_count(m),
+	     manifest_total_bytes(m));
 	*out = m;
 	m = NULL;
 out:
@@ -1363,9 +1407,8 @@ static void hf_target(const struct source *src, const struct manifest *m,
  * for use without the mount. Never a partial file: only verified blobs
  * come here, and hf_cache_export renames into place.
  */
-static void hf_blob_verified(const struct source *src,
-			     const struct manifest *m, uint64_t idx,
-			     const char *path)
+static void hf_blob_verified(const struct source *src, const struct manifest *m,
+			     uint64_t idx, const char *path)
 {
 	const struct source_hf *h = (const struct source_hf *)src;
 	const struct mentry *e = &m->entries[idx];
@@ -1471,7 +1514,7 @@ static int copy_to(const char *src, const char *tmp, uint64_t size)
 			goto out;
 		}
 		if (!n) {
-			err = -EIO;	/* shrank under us */
+			err = -EIO; /* shrank under us */
 			goto out;
 		}
 		err = pwrite_all(outfd, buf, (size_t)n, done);
@@ -1500,12 +1543,14 @@ static int place_blob(const char *dst, const char *src, uint64_t size)
 	if (stat(src, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
-		return -EINVAL;	/* not the complete file */
+		return -EINVAL; /* not the complete file */
 	if (lstat(dst, &st) == 0) {
 		if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == size)
-			return 0;	/* there already */
-		hlog(HLOG_WARN, HLOG_STATE, "replacing '%s': not a file of "
-		     "%" PRIu64 " bytes", dst, size);
+			return 0; /* there already */
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "replacing '%s': not a file of "
+		     "%" PRIu64 " bytes",
+		     dst, size);
 	} else if (errno != ENOENT) {
 		return -errno;
 	}
@@ -1560,7 +1605,7 @@ static int place_symlink(const char *path, const char *target)
 		if (!strcmp(cur, target))
 			return 0;
 	} else if (errno != ENOENT && errno != EINVAL) {
-		return -errno;	/* EINVAL: not a symlink, replaced */
+		return -errno; /* EINVAL: not a symlink, replaced */
 	}
 	for (tries = 0; tries < 16; tries++) {
 		err = path_fmt(tmp, sizeof(tmp), "%s.tmp.%016llx", path,
@@ -1627,7 +1672,7 @@ int hf_cache_export(const char *hf_cache_dir, const struct source *src,
 		return -ENODATA;
 	for (q = etag; *q; q++)
 		if (isupper((unsigned char)*q))
-			return -ENODATA;	/* manifests hold lowercase */
+			return -ENODATA; /* manifests hold lowercase */
 
 	/* models--OWNER--NAME */
 	folder = malloc(strlen(h->repo_id) * 2 + 16);
@@ -1699,9 +1744,10 @@ int hf_cache_export(const char *hf_cache_dir, const struct source *src,
 	}
 out:
 	if (err)
-		hlog(HLOG_WARN, HLOG_STATE, "cannot place '%s' in the "
-		     "huggingface_hub cache '%s': %s", en ? en->path : "",
-		     hf_cache_dir, strerror(-err));
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "cannot place '%s' in the "
+		     "huggingface_hub cache '%s': %s",
+		     en ? en->path : "", hf_cache_dir, strerror(-err));
 	free(rpath);
 	free(folder);
 	return err;

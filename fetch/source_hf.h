@@ -23,16 +23,16 @@
 #include "state/manifest.h"
 
 #define HF_ENDPOINT_DEFAULT "https://huggingface.co"
-#define HF_MAX_PAGES 10000	/* tree pages followed at most */
+#define HF_MAX_PAGES 10000 /* tree pages followed at most */
 
 enum hf_repo_type { HF_MODEL, HF_DATASET, HF_SPACE };
 
 /* A parsed SOURCE; every string owned, freed by hf_spec_release(). */
 struct hf_spec {
 	enum hf_repo_type type;
-	char *repo_id;		/* "OWNER/NAME", or "NAME" (legacy ids) */
-	char *revision;		/* percent-decoded; "main" by default */
-	char *subdir;		/* "a/b" (no empty, "." or ".." component),
+	char *repo_id; /* "OWNER/NAME", or "NAME" (legacy ids) */
+	char *revision; /* percent-decoded; "main" by default */
+	char *subdir; /* "a/b" (no empty, "." or ".." component),
 				 * or NULL for the whole repo */
 };
 
@@ -65,10 +65,10 @@ char *hf_resolve_url(const char *endpoint, enum hf_repo_type type,
 /* What the revision endpoint said (hf_revision_parse). Strings owned;
  * hf_revision_release() frees them. */
 struct hf_revision {
-	char *commit;		/* "sha": 40 lowercase hex */
-	char *id;		/* canonical repo id, or NULL when absent */
-	int64_t mtime;		/* "lastModified", or 0 */
-	bool gated;		/* "gated" is "auto", "manual" or true */
+	char *commit; /* "sha": 40 lowercase hex */
+	char *id; /* canonical repo id, or NULL when absent */
+	int64_t mtime; /* "lastModified", or 0 */
+	bool gated; /* "gated" is "auto", "manual" or true */
 };
 
 /* Parses the JSON answer of /api/{type}s/{id}/revision/{rev}: 0,
@@ -82,20 +82,20 @@ void hf_revision_release(struct hf_revision *r);
  * hf_tree_page_parse(), which adds its entries to m.
  */
 struct hf_tree {
-	struct manifest *m;	/* borrowed, entries are added to it */
+	struct manifest *m; /* borrowed, entries are added to it */
 	const char *resolve_base; /* ENDPOINT/[prefix]REPO/resolve/COMMIT */
-	const char *subdir;	/* NULL, or "a/b": only entries below it are
+	const char *subdir; /* NULL, or "a/b": only entries below it are
 				 * kept, with paths relative to it */
-	const char *where;	/* for log lines: "OWNER/NAME@REV" */
-	int64_t mtime;		/* of every entry */
-	size_t max_entries;	/* manifest entries, the root excluded */
-	int max_depth;		/* folders deep at most */
+	const char *where; /* for log lines: "OWNER/NAME@REV" */
+	int64_t mtime; /* of every entry */
+	size_t max_entries; /* manifest entries, the root excluded */
+	int max_depth; /* folders deep at most */
 	/* Out: */
-	bool capped;		/* max_entries reached (warned once) */
-	bool subdir_is_file;	/* the subdir itself is a file */
-	size_t skipped;		/* entries dropped (20 warned, then
+	bool capped; /* max_entries reached (warned once) */
+	bool subdir_is_file; /* the subdir itself is a file */
+	size_t skipped; /* entries dropped (20 warned, then
 				 * counted) */
-	size_t unverified;	/* files kept without a usable hash */
+	size_t unverified; /* files kept without a usable hash */
 };
 
 /*

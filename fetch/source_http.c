@@ -34,8 +34,8 @@
 #include "state/manifest.h"
 
 struct source_http {
-	struct source base;	/* first */
-	char *url;		/* normalized SOURCE URL (owned) */
+	struct source base; /* first */
+	char *url; /* normalized SOURCE URL (owned) */
 };
 
 /* ---- URLs ------------------------------------------------------------- */
@@ -75,8 +75,8 @@ static void ub_str(struct url_buf *b, const char *s)
 
 static bool host_char(unsigned char ch)
 {
-	return isascii(ch) && (isalnum(ch) || ch == '-' || ch == '.' ||
-			       ch == '_');
+	return isascii(ch) &&
+	       (isalnum(ch) || ch == '-' || ch == '.' || ch == '_');
 }
 
 /*
@@ -138,8 +138,9 @@ static int http_normalize(const char *spec, char **out, char *err,
 				goto bad_host;
 		host_end++;
 	} else {
-		for (host_end = auth; host_end < auth_end &&
-		     host_char((unsigned char)*host_end); host_end++)
+		for (host_end = auth;
+		     host_end < auth_end && host_char((unsigned char)*host_end);
+		     host_end++)
 			;
 		if (host_end == auth)
 			goto bad_host;
@@ -163,7 +164,8 @@ static int http_normalize(const char *spec, char **out, char *err,
 	if (strpbrk(auth_end, "?#")) {
 		snprintf(err, errlen,
 			 "malformed SOURCE '%s': query strings and fragments "
-			 "are not supported", spec);
+			 "are not supported",
+			 spec);
 		return -EINVAL;
 	}
 	ub_str(&b, scheme);
@@ -189,17 +191,21 @@ static int http_normalize(const char *spec, char **out, char *err,
 			break;
 		rc = dirindex_unescape(p, n, &dec, &dlen);
 		if (rc == -EINVAL) {
-			snprintf(err, errlen, "malformed SOURCE '%s': bad "
+			snprintf(err, errlen,
+				 "malformed SOURCE '%s': bad "
 				 "percent-escape in the path (write '%%' as "
-				 "%%25)", spec);
+				 "%%25)",
+				 spec);
 			goto fail;
 		}
 		if (rc)
 			goto fail;
 		if (!strcmp(dec, ".") || !strcmp(dec, "..")) {
 			free(dec);
-			snprintf(err, errlen, "malformed SOURCE '%s': '.' and "
-				 "'..' are not allowed in the path", spec);
+			snprintf(err, errlen,
+				 "malformed SOURCE '%s': '.' and "
+				 "'..' are not allowed in the path",
+				 spec);
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -224,8 +230,10 @@ static int http_normalize(const char *spec, char **out, char *err,
 	*out = b.s;
 	return 0;
 bad_host:
-	snprintf(err, errlen, "malformed SOURCE '%s': bad host or port "
-		 "(expected %s)", spec, HTTP_FORM);
+	snprintf(err, errlen,
+		 "malformed SOURCE '%s': bad host or port "
+		 "(expected %s)",
+		 spec, HTTP_FORM);
 fail:
 	free(b.s);
 	return rc;
@@ -262,13 +270,15 @@ static int answer_error(const struct source_http *h, const char *url,
 	}
 	if (status_err == -EACCES) {
 		if (h->base.auth)
-			snprintf(err, errlen, "'%s': access denied (HTTP %ld): "
-				 "the server refused the token", url,
-				 res->status);
+			snprintf(err, errlen,
+				 "'%s': access denied (HTTP %ld): "
+				 "the server refused the token",
+				 url, res->status);
 		else
-			snprintf(err, errlen, "'%s': access denied (HTTP %ld): "
-				 "set a token with -o token_file=", url,
-				 res->status);
+			snprintf(err, errlen,
+				 "'%s': access denied (HTTP %ld): "
+				 "set a token with -o token_file=",
+				 url, res->status);
 		return status_err;
 	}
 	if (status_err) {
@@ -301,8 +311,8 @@ static int answer_error(const struct source_http *h, const char *url,
 /* ---- the walk --------------------------------------------------------- */
 
 struct folder {
-	char *url;	/* ends in '/' */
-	char *path;	/* in the manifest; "" for the root */
+	char *url; /* ends in '/' */
+	char *path; /* in the manifest; "" for the root */
 	int depth;
 };
 
@@ -310,10 +320,10 @@ struct walk {
 	struct source_http *h;
 	struct engine *e;
 	struct manifest *m;
-	struct folder *q;	/* folders to list, q[head, n) pending */
+	struct folder *q; /* folders to list, q[head, n) pending */
 	size_t head, n, alloc;
-	size_t count;		/* entries added */
-	bool capped;		/* max_entries reached (warned) */
+	size_t count; /* entries added */
+	bool capped; /* max_entries reached (warned) */
 	char *err;
 	size_t errlen;
 };
@@ -359,7 +369,8 @@ static bool walk_room(struct walk *w, const char *url, size_t pending)
 	if (!w->capped)
 		hlog(HLOG_WARN, HLOG_FETCH,
 		     "listing of '%s' stopped at %zu entries: the rest is not "
-		     "shown", url, w->count);
+		     "shown",
+		     url, w->count);
 	w->capped = true;
 	return false;
 }
@@ -378,8 +389,8 @@ static int walk_add(struct walk *w, const char *folder_url, const char *path,
 	err = manifest_add(w->m, path, type, size, mtime, etag,
 			   etag ? "etag" : NULL, url);
 	if (err == -EEXIST || err == -ENOTDIR || err == -EINVAL) {
-		hlog(HLOG_WARN, HLOG_FETCH,
-		     "listing of '%s': skipping %s '%s'", folder_url,
+		hlog(HLOG_WARN, HLOG_FETCH, "listing of '%s': skipping %s '%s'",
+		     folder_url,
 		     err == -EINVAL ? "unusable path" : "duplicate name",
 		     dirindex_printable(path, strlen(path), shown,
 					sizeof(shown)));
@@ -394,7 +405,7 @@ static int walk_add(struct walk *w, const char *folder_url, const char *path,
 struct head_batch {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	size_t pending;		/* protected by lock */
+	size_t pending; /* protected by lock */
 };
 
 struct head_job {
@@ -403,7 +414,7 @@ struct head_job {
 	char *url;
 	char *path;
 	bool submitted;
-	struct http_result res;	/* set by head_done before pending-- */
+	struct http_result res; /* set by head_done before pending-- */
 };
 
 static void head_done(void *arg, struct http_result *res)
@@ -411,7 +422,7 @@ static void head_done(void *arg, struct http_result *res)
 	struct head_job *j = arg;
 	struct head_batch *b = j->batch;
 
-	j->res = *res;	/* takes the strings */
+	j->res = *res; /* takes the strings */
 	pthread_mutex_lock(&b->lock);
 	if (--b->pending == 0)
 		pthread_cond_broadcast(&b->cond);
@@ -421,9 +432,8 @@ static void head_done(void *arg, struct http_result *res)
 /* Size, ETag and mtime of one file from its HEAD answer; false (with a
  * warning) when the file can't be mounted. *fatal receives a network
  * error, which fails the whole listing. */
-static bool head_use(struct walk *w, const char *folder_url,
-		     struct head_job *j, uint64_t *size, int64_t *mtime,
-		     int *fatal)
+static bool head_use(struct walk *w, const char *folder_url, struct head_job *j,
+		     uint64_t *size, int64_t *mtime, int *fatal)
 {
 	char line[1024], shown[200];
 	int64_t t;
@@ -452,13 +462,13 @@ static bool head_use(struct walk *w, const char *folder_url,
 		return true;
 	}
 	if (j->en->size >= 0) {
-		*size = (uint64_t)j->en->size;	/* from the listing */
+		*size = (uint64_t)j->en->size; /* from the listing */
 		return true;
 	}
 	hlog(HLOG_WARN, HLOG_FETCH,
 	     "listing of '%s': skipping '%s': its size is unknown (no "
-	     "Content-Length)", folder_url,
-	     printable(j->en->name, shown, sizeof(shown)));
+	     "Content-Length)",
+	     folder_url, printable(j->en->name, shown, sizeof(shown)));
 	return false;
 }
 
@@ -471,8 +481,7 @@ static bool redirected_to_folder(const char *url, const char *answered)
 
 	if (!answered || http_normalize(answered, &norm, line, sizeof(line)))
 		return false;
-	yes = strlen(norm) == n + 1 && !strncmp(norm, url, n) &&
-	      norm[n] == '/';
+	yes = strlen(norm) == n + 1 && !strncmp(norm, url, n) && norm[n] == '/';
 	free(norm);
 	return yes;
 }
@@ -495,7 +504,7 @@ static int head_folder(struct walk *w, const struct folder *f,
 		      NULL);
 	if (rc)
 		goto out_free;
-	return walk_push(w, url, path, f->depth + 1);	/* takes both */
+	return walk_push(w, url, path, f->depth + 1); /* takes both */
 out_free:
 	free(url);
 	free(path);
@@ -594,8 +603,9 @@ static int fetch_listing(struct walk *w, const struct folder *f,
 	rc = answer_error(w->h, f->url, &res, rc, w->err, w->errlen);
 	if (rc)
 		goto out;
-	for (p = res.body; p && p < res.body + res.body_len &&
-	     isspace((unsigned char)*p); p++)
+	for (p = res.body;
+	     p && p < res.body + res.body_len && isspace((unsigned char)*p);
+	     p++)
 		;
 	rc = -EBADMSG;
 	if (p && p < res.body + res.body_len && *p == '[')
@@ -614,7 +624,8 @@ static int fetch_listing(struct walk *w, const struct folder *f,
 	if (rc == -EBADMSG || rc == -ENOTDIR) {
 		snprintf(w->err, w->errlen,
 			 "'%s' is not a folder index (expected nginx JSON "
-			 "autoindex or an HTML index page)", f->url);
+			 "autoindex or an HTML index page)",
+			 f->url);
 		rc = -ENOTDIR;
 	} else if (rc) {
 		snprintf(w->err, w->errlen, "listing of '%s' failed: %s",
@@ -681,15 +692,15 @@ static int folder_entry(struct walk *w, const struct folder *f,
 	if (f->depth + 1 > w->h->base.max_depth) {
 		hlog(HLOG_WARN, HLOG_FETCH,
 		     "listing of '%s': not entering '%s': more than %d "
-		     "folders deep", f->url,
-		     printable(en->name, shown, sizeof(shown)),
+		     "folders deep",
+		     f->url, printable(en->name, shown, sizeof(shown)),
 		     w->h->base.max_depth);
-		goto out_free;	/* rc is 0 */
+		goto out_free; /* rc is 0 */
 	}
-	return walk_push(w, url, path, f->depth + 1);	/* takes both */
+	return walk_push(w, url, path, f->depth + 1); /* takes both */
 out_skipped:
 	if (rc > 0)
-		rc = 0;		/* a skipped entry: go on */
+		rc = 0; /* a skipped entry: go on */
 out_free:
 	free(url);
 	free(path);
@@ -717,7 +728,8 @@ static int walk_folder(struct walk *w, const struct folder *f)
 	if (d->truncated)
 		hlog(HLOG_WARN, HLOG_FETCH,
 		     "listing of '%s' has more than %zu entries: the rest is "
-		     "not shown", f->url, w->h->base.max_entries);
+		     "not shown",
+		     f->url, w->h->base.max_entries);
 	jobs = calloc(d->n ? d->n : 1, sizeof(*jobs));
 	if (!jobs) {
 		rc = -ENOMEM;
@@ -759,7 +771,8 @@ static int list_tree(struct walk *w, const char *root_url)
 /* A URL not ending in '/': one file, or a folder reached by redirect. */
 static int list_single(struct walk *w, const char *url)
 {
-	struct http_req req = { .url = url, .auth = w->h->base.auth,
+	struct http_req req = { .url = url,
+				.auth = w->h->base.auth,
 				.head = true };
 	struct http_result res;
 	const char *slash = strrchr(url, '/');
@@ -777,8 +790,10 @@ static int list_single(struct walk *w, const char *url)
 	if (rc)
 		goto out;
 	if (res.content_length < 0) {
-		snprintf(w->err, w->errlen, "'%s' has no Content-Length: its "
-			 "size is unknown", url);
+		snprintf(w->err, w->errlen,
+			 "'%s' has no Content-Length: its "
+			 "size is unknown",
+			 url);
 		rc = -EPROTO;
 		goto out;
 	}
@@ -788,8 +803,10 @@ static int list_single(struct walk *w, const char *url)
 		goto out;
 	}
 	if (url_unescape(name) || !manifest_name_ok(name)) {
-		snprintf(w->err, w->errlen, "'%s': its name cannot be a file "
-			 "name", url);
+		snprintf(w->err, w->errlen,
+			 "'%s': its name cannot be a file "
+			 "name",
+			 url);
 		rc = -EINVAL;
 		goto out;
 	}
@@ -862,9 +879,8 @@ static int http_list(struct source *src, struct engine *e,
 		rc = source_list_finish(src, w.m, "listing");
 	if (rc)
 		goto out;
-	hlog(HLOG_INFO, HLOG_FETCH, "listed '%s': %zu files, %" PRIu64
-	     " bytes", h->url, manifest_file_count(w.m),
-	     manifest_total_bytes(w.m));
+	hlog(HLOG_INFO, HLOG_FETCH, "listed '%s': %zu files, %" PRIu64 " bytes",
+	     h->url, manifest_file_count(w.m), manifest_total_bytes(w.m));
 	*out = w.m;
 	w.m = NULL;
 out:

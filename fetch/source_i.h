@@ -30,14 +30,14 @@
 
 /* An option only some schemes take (-o NAME=VALUE, e.g. hf_cache=). */
 struct source_optdef {
-	const char *name;	/* "hf_cache" */
-	const char *expected;	/* said of an empty value: "a folder" */
-	const char *elsewhere;	/* why other schemes refuse it: "only
+	const char *name; /* "hf_cache" */
+	const char *expected; /* said of an empty value: "a folder" */
+	const char *elsewhere; /* why other schemes refuse it: "only
 				 * hf:// sources have a ..." */
 };
 
 struct source_ops {
-	const char *scheme;	/* "http", "file", "hf" (for log lines) */
+	const char *scheme; /* "http", "file", "hf" (for log lines) */
 	/* The options of this scheme, ended by a NULL name; or NULL. */
 	const struct source_optdef *options;
 	/* Parses spec; one line into err on failure (-EINVAL). o is never
@@ -58,8 +58,8 @@ struct source_ops {
 	int (*env_token)(char **out, char *err, size_t errlen);
 	bool (*env_offline)(void);
 	/* Lists the snapshot (network); one line into err on failure. */
-	int (*list)(struct source *src, struct engine *e,
-		    struct manifest **out, char *err, size_t errlen);
+	int (*list)(struct source *src, struct engine *e, struct manifest **out,
+		    char *err, size_t errlen);
 	/*
 	 * Fills t (zeroed by the caller) for file entry idx of m, all but
 	 * t->auth: kind, size, url, name, etag or pinned and hash, and the
@@ -85,18 +85,18 @@ struct source_ops {
 /* Common part; a scheme embeds it first and may keep more behind it. */
 struct source {
 	const struct source_ops *ops;
-	const char *kind;	/* identity kind: "http", "file", "hf" */
-	char *spec;		/* the SOURCE as given (owned) */
-	char *cache_key;	/* key for snapshots/ and refs/ (owned) */
-	char *version;		/* snapshot version, set by list (owned) */
-	char *ref;		/* the ref the version was resolved from, as
+	const char *kind; /* identity kind: "http", "file", "hf" */
+	char *spec; /* the SOURCE as given (owned) */
+	char *cache_key; /* key for snapshots/ and refs/ (owned) */
+	char *version; /* snapshot version, set by list (owned) */
+	char *ref; /* the ref the version was resolved from, as
 				 * saved under refs/KEY/ (owned); NULL means
 				 * "latest" (sources without revisions) */
-	char *auth;		/* "Authorization: Bearer ..." or NULL (owned);
+	char *auth; /* "Authorization: Bearer ..." or NULL (owned);
 				 * never logged */
-	size_t max_entries;	/* listing caps, from source_opts */
+	size_t max_entries; /* listing caps, from source_opts */
 	int max_depth;
-	bool env_offline;	/* the environment asked for offline mode */
+	bool env_offline; /* the environment asked for offline mode */
 };
 
 /* Scheme registry (source.c). */
@@ -120,9 +120,8 @@ struct source *source_alloc(size_t size, const struct source_ops *ops,
  * src (which may be NULL) is freed, "out of memory" written into err for
  * -ENOMEM, *out = NULL and rc returned.
  */
-int source_open_done(struct source *src, int rc, struct source **out,
-		     char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+int source_open_done(struct source *src, int rc, struct source **out, char *err,
+		     size_t errlen) __attribute__((warn_unused_result));
 
 /* The value of scheme option name in o, or NULL when not given. */
 const char *source_opt_get(const struct source_opts *o, const char *name);

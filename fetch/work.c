@@ -19,15 +19,15 @@ struct worker {
 
 struct workq {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;		/* work queued, or stopping */
-	struct work *head[WORK_NLANES];	/* FIFO per lane; lock */
-	struct work **tail[WORK_NLANES];	/* lock */
-	unsigned int running[WORK_NLANES];	/* lock */
-	unsigned int pending;		/* queued + running; lock */
+	pthread_cond_t cond; /* work queued, or stopping */
+	struct work *head[WORK_NLANES]; /* FIFO per lane; lock */
+	struct work **tail[WORK_NLANES]; /* lock */
+	unsigned int running[WORK_NLANES]; /* lock */
+	unsigned int pending; /* queued + running; lock */
 	unsigned int bulk_max;
-	bool stopping;			/* lock */
-	bool joined;			/* only workq_stop's caller */
-	_Atomic bool cancel;		/* read by jobs between blocks */
+	bool stopping; /* lock */
+	bool joined; /* only workq_stop's caller */
+	_Atomic bool cancel; /* read by jobs between blocks */
 	int nthreads;
 	struct worker *workers;
 };
@@ -37,8 +37,8 @@ static _Thread_local struct workq *current_q;
 
 bool work_cancelled(void)
 {
-	return current_q && atomic_load_explicit(&current_q->cancel,
-						 memory_order_relaxed);
+	return current_q &&
+	       atomic_load_explicit(&current_q->cancel, memory_order_relaxed);
 }
 
 /* The next job this worker may run: FAST first, then IO, then BULK
@@ -90,7 +90,7 @@ static void *worker_main(void *arg)
 		cancelled = q->stopping;
 		pthread_mutex_unlock(&q->lock);
 
-		w->run(w, cancelled);	/* frees w */
+		w->run(w, cancelled); /* frees w */
 
 		pthread_mutex_lock(&q->lock);
 		q->running[lane]--;

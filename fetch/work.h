@@ -43,7 +43,7 @@ struct work;
 typedef void (*work_fn)(struct work *w, bool cancelled);
 
 struct work {
-	struct work *next;	/* q->lock, while queued */
+	struct work *next; /* q->lock, while queued */
 	work_fn run;
 };
 

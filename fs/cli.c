@@ -48,8 +48,8 @@ struct cli {
 	bool offline;
 	bool have_fsname;
 	bool have_subtype;
-	bool in_debug;		/* the last option was debug= */
-	int debug_cats;		/* HLOG_* categories of debug= */
+	bool in_debug; /* the last option was debug= */
+	int debug_cats; /* HLOG_* categories of debug= */
 	uint64_t chunk_size;
 	uint64_t readahead;
 	unsigned int connections;
@@ -95,6 +95,7 @@ enum {
 #define VALUE_OPT(name, key) \
 	FUSE_OPT_KEY(name "=", key), FUSE_OPT_KEY(name, key)
 
+/* clang-format off */
 static const struct fuse_opt cli_opts[] = {
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -229,7 +230,7 @@ static const char options_text[] =
 "\n"
 "exit status: 0 mounted (with -f: unmounted cleanly), 1 error, 2 bad usage\n"
 "(or a command not implemented yet)\n";
-
+/* clang-format on */
 
 static int bad_value(const char *name, const char *val, const char *why)
 {
@@ -243,8 +244,7 @@ static int bad_value(const char *name, const char *val, const char *why)
  * 1024, "K", "KB" or "KiB", any case) when sizes is set. 0, -EINVAL or
  * -ERANGE (above max).
  */
-static int parse_number(const char *s, bool sizes, uint64_t max,
-			uint64_t *out)
+static int parse_number(const char *s, bool sizes, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	unsigned int shift = 0;
@@ -368,8 +368,10 @@ static int opt_proc(void *data, const char *arg, int key,
 			return set_str(&c->source, arg);
 		if (!c->mountpoint)
 			return set_str(&c->mountpoint, arg);
-		fprintf(stderr, "hollowfs: unexpected argument '%s' (try "
-			"'hollowfs --help')\n", arg);
+		fprintf(stderr,
+			"hollowfs: unexpected argument '%s' (try "
+			"'hollowfs --help')\n",
+			arg);
 		return -1;
 	case FUSE_OPT_KEY_OPT:
 		/* systemd's x-* fstab options are for systemd. */
@@ -402,11 +404,9 @@ static int opt_proc(void *data, const char *arg, int key,
 		c->chunk_size = v;
 		return 0;
 	case KEY_CONNECTIONS:
-		return parse_uint("connections", val, 1, 256,
-				  &c->connections);
+		return parse_uint("connections", val, 1, 256, &c->connections);
 	case KEY_MAX_THREADS:
-		return parse_uint("max_threads", val, 1, 1024,
-				  &c->max_threads);
+		return parse_uint("max_threads", val, 1, 1024, &c->max_threads);
 	case KEY_READAHEAD:
 		if (parse_number(val, true, 1ull << 40, &v))
 			return bad_value("readahead", val,
@@ -639,7 +639,7 @@ static int cmd_not_yet(int argc, char *argv[])
 
 static const struct {
 	const char *name;
-	int (*run)(int argc, char *argv[]);	/* argv[0] is the command */
+	int (*run)(int argc, char *argv[]); /* argv[0] is the command */
 } commands[] = {
 	{ "status", cmd_not_yet },
 	{ "prefetch", cmd_not_yet },
@@ -651,7 +651,7 @@ int cli_main(int argc, char *argv[])
 {
 	size_t i;
 
-	mount_log_init();	/* fuse_opt_parse may say something */
+	mount_log_init(); /* fuse_opt_parse may say something */
 	if (argc < 2)
 		return cmd_mount(argc, argv);
 	if (!strcmp(argv[1], "mount")) {

@@ -29,10 +29,10 @@ struct sched;
 struct source;
 
 struct fs_opts {
-	uid_t uid;		/* owner shown for every entry */
+	uid_t uid; /* owner shown for every entry */
 	gid_t gid;
-	uint32_t chunk_size;	/* bytes; also st_blksize */
-	uint64_t readahead_max;	/* largest readahead window in bytes;
+	uint32_t chunk_size; /* bytes; also st_blksize */
+	uint64_t readahead_max; /* largest readahead window in bytes;
 				 * 0 disables readahead */
 };
 

@@ -31,7 +31,7 @@ struct fs_inode {
 	_Atomic(struct fblob *) fb;
 	/* Monotonic second of the last warning about this file + 1, or 0. */
 	_Atomic int64_t warned_s;
-	uint32_t nlink;		/* folders: 2 + subfolders; files: 1 */
+	uint32_t nlink; /* folders: 2 + subfolders; files: 1 */
 };
 
 /*
@@ -40,25 +40,24 @@ struct fs_inode {
  * the first member of a handle: fs_free frees it as one block.
  */
 struct fs_open_link {
-	struct fs_open_link *prev, *next;	/* fs->open_lock */
+	struct fs_open_link *prev, *next; /* fs->open_lock */
 };
 
 struct fs {
 	struct fs_opts opts;
-	pthread_mutex_t open_lock;	/* guards open_list; then nothing */
-	struct fs_open_link open_list;	/* sentinel of open handles */
-	struct source *source;		/* borrowed */
-	struct manifest *manifest;	/* borrowed, finished */
-	struct sched *sched;		/* borrowed */
-	struct fs_inode *inodes;	/* manifest->n of them, owned */
-	uint64_t total_bytes;		/* over files, for statfs */
+	pthread_mutex_t open_lock; /* guards open_list; then nothing */
+	struct fs_open_link open_list; /* sentinel of open handles */
+	struct source *source; /* borrowed */
+	struct manifest *manifest; /* borrowed, finished */
+	struct sched *sched; /* borrowed */
+	struct fs_inode *inodes; /* manifest->n of them, owned */
+	uint64_t total_bytes; /* over files, for statfs */
 	size_t nfiles;
 };
 
 /* The entry of inode ino, with its index in *idx; NULL when ino is not
  * an inode of the manifest. */
-const struct mentry *fs_entry(const struct fs *fs, uint64_t ino,
-			      uint64_t *idx);
+const struct mentry *fs_entry(const struct fs *fs, uint64_t ino, uint64_t *idx);
 
 /* Registers and unregisters an open handle (see struct fs_open_link). */
 void fs_open_add(struct fs *fs, struct fs_open_link *l);

@@ -121,8 +121,7 @@ void fs_open_del(struct fs *fs, struct fs_open_link *l)
 	pthread_mutex_unlock(&fs->open_lock);
 }
 
-const struct mentry *fs_entry(const struct fs *fs, uint64_t ino,
-			      uint64_t *idx)
+const struct mentry *fs_entry(const struct fs *fs, uint64_t ino, uint64_t *idx)
 {
 	if (ino < 1 || ino > fs->manifest->n)
 		return NULL;
@@ -170,7 +169,7 @@ int fs_inode_fblob(struct fs *fs, uint64_t idx, struct fblob **out)
 	if (!idbuf)
 		return -ENOMEM;
 	source_target(fs->source, fs->manifest, idx, &t, idbuf, FS_ID_MAX);
-	err = sched_open(fs->sched, &t, &fb);	/* a new reference */
+	err = sched_open(fs->sched, &t, &fb); /* a new reference */
 	free(idbuf);
 	if (err)
 		return err;
@@ -192,7 +191,7 @@ void fs_warn(struct fs *fs, uint64_t idx, const char *what, int err)
 	if (prev && now - prev < FS_WARN_INTERVAL_S)
 		return;
 	if (!atomic_compare_exchange_strong(last, &prev, now))
-		return;		/* another thread is saying it */
+		return; /* another thread is saying it */
 	hlog(HLOG_WARN, HLOG_FS, "%s '%s': %s", what,
 	     fs->manifest->entries[idx].path, strerror(-err));
 }

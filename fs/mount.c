@@ -51,11 +51,11 @@ struct mount {
 	struct engine *engine;
 	struct sched *sched;
 	struct manifest *m;
-	char *mnt;		/* the mountpoint's real path (owned) */
-	FILE *logf;		/* -o log=, or NULL (owned) */
-	int notify_fd;		/* daemon child: the pipe to the parent */
+	char *mnt; /* the mountpoint's real path (owned) */
+	FILE *logf; /* -o log=, or NULL (owned) */
+	int notify_fd; /* daemon child: the pipe to the parent */
 	unsigned int max_threads;
-	bool handlers;		/* libfuse's signal handlers are set */
+	bool handlers; /* libfuse's signal handlers are set */
 	bool mounted;
 	/* Set once the snapshot is listed and the session exists: the
 	 * scheduler's callbacks may come earlier (at open) and then do
@@ -66,14 +66,14 @@ struct mount {
 /* ---- libfuse's messages ---- */
 
 enum fuse_log_mode {
-	FLOG_PLAIN,	/* before the mount: warnings as plain lines */
-	FLOG_CAPTURE,	/* during the mount: keep the error for our line */
-	FLOG_HLOG,	/* mounted: into the log sink */
+	FLOG_PLAIN, /* before the mount: warnings as plain lines */
+	FLOG_CAPTURE, /* during the mount: keep the error for our line */
+	FLOG_HLOG, /* mounted: into the log sink */
 };
 
 static _Atomic int fuse_log_mode = FLOG_PLAIN;
 static pthread_mutex_t captured_lock = PTHREAD_MUTEX_INITIALIZER;
-static char captured[1024];	/* protected by captured_lock */
+static char captured[1024]; /* protected by captured_lock */
 
 /* Sends one complete line of libfuse's to where it belongs now. */
 static void fuse_log_line(enum fuse_log_level level, const char *msg)
@@ -301,8 +301,10 @@ static int check_mountpoint(const char *mnt, char **out)
 	if (stat(mnt, &st) < 0)
 		goto fail;
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "hollowfs: mountpoint '%s' is not a folder: "
-			"%s\n", mnt, strerror(ENOTDIR));
+		fprintf(stderr,
+			"hollowfs: mountpoint '%s' is not a folder: "
+			"%s\n",
+			mnt, strerror(ENOTDIR));
 		return -ENOTDIR;
 	}
 	*out = realpath(mnt, NULL);
@@ -324,8 +326,10 @@ static int open_session(struct mount *m, const struct mount_opts *o)
 		m->logf = fopen(o->log_file, "ae");
 		if (!m->logf) {
 			err = -errno;
-			fprintf(stderr, "hollowfs: cannot open log file '%s': "
-				"%s\n", o->log_file, strerror(-err));
+			fprintf(stderr,
+				"hollowfs: cannot open log file '%s': "
+				"%s\n",
+				o->log_file, strerror(-err));
 			return err;
 		}
 		setvbuf(m->logf, NULL, _IOLBF, 0);
@@ -338,10 +342,9 @@ static int open_session(struct mount *m, const struct mount_opts *o)
 		return err;
 	}
 	/* Parses libfuse's options: an unknown one fails here, at once. */
-	m->se = fuse_session_new(o->args, &fs_ll_ops, sizeof(fs_ll_ops),
-				 m->fs);
+	m->se = fuse_session_new(o->args, &fs_ll_ops, sizeof(fs_ll_ops), m->fs);
 	if (!m->se)
-		return -ENOPROTOOPT;	/* libfuse said why */
+		return -ENOPROTOOPT; /* libfuse said why */
 	return 0;
 }
 
@@ -362,14 +365,18 @@ static int open_source_and_cache(struct mount *m, const struct mount_opts *o,
 	*offline = o->offline || source_env_offline(m->src);
 	err = cache_resolve_dir(o->cache, cache_dir, sizeof(cache_dir));
 	if (err) {
-		fprintf(stderr, "hollowfs: cannot choose a cache directory "
-			"(set -o cache=DIR): %s\n", strerror(-err));
+		fprintf(stderr,
+			"hollowfs: cannot choose a cache directory "
+			"(set -o cache=DIR): %s\n",
+			strerror(-err));
 		return err;
 	}
 	err = cache_new(cache_dir, &m->cache);
 	if (err) {
-		fprintf(stderr, "hollowfs: cache directory '%s' is not "
-			"writable: %s\n", cache_dir, strerror(-err));
+		fprintf(stderr,
+			"hollowfs: cache directory '%s' is not "
+			"writable: %s\n",
+			cache_dir, strerror(-err));
 		return err;
 	}
 	return check_mountpoint(o->mountpoint, &m->mnt);
@@ -426,11 +433,14 @@ static int start_and_list(struct mount *m, const struct mount_opts *o,
 	} else if (used_saved) {
 		hlog(HLOG_WARN, HLOG_FS,
 		     "'%s' is unreachable: serving snapshot %s saved in the "
-		     "cache", o->source, version);
-		if (!o->foreground)	/* the terminal is still ours */
-			fprintf(stderr, "hollowfs: warning: '%s' is "
+		     "cache",
+		     o->source, version);
+		if (!o->foreground) /* the terminal is still ours */
+			fprintf(stderr,
+				"hollowfs: warning: '%s' is "
 				"unreachable: serving snapshot %s saved in the "
-				"cache\n", o->source, version);
+				"cache\n",
+				o->source, version);
 	}
 	atomic_store(&m->ready, true);
 	err = fs_attach(m->fs, m->src, m->m, m->sched);
@@ -516,9 +526,9 @@ int mount_open(const struct mount_opts *o, struct mount **out)
 		detach_from_terminal(m->notify_fd);
 		m->notify_fd = -1;
 	}
-	hlog(HLOG_INFO, HLOG_FS, "mounted '%s' on '%s': %zu files, %" PRIu64
-	     " bytes", o->source, m->mnt, manifest_file_count(m->m),
-	     manifest_total_bytes(m->m));
+	hlog(HLOG_INFO, HLOG_FS,
+	     "mounted '%s' on '%s': %zu files, %" PRIu64 " bytes", o->source,
+	     m->mnt, manifest_file_count(m->m), manifest_total_bytes(m->m));
 	*out = m;
 	return 0;
 fail:
@@ -568,7 +578,7 @@ void mount_free(struct mount *m)
 	source_free(m->src);
 	cache_free(m->cache);
 	if (m->notify_fd >= 0)
-		close(m->notify_fd);	/* the parent reads a failure */
+		close(m->notify_fd); /* the parent reads a failure */
 	free(m->mnt);
 	if (m->logf) {
 		hlog_set_sink(NULL, false);

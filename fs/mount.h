@@ -42,21 +42,21 @@ struct fuse_args;
 
 /* What to mount and how; strings borrowed for mount_open(). */
 struct mount_opts {
-	const char *source;	/* SOURCE as given */
+	const char *source; /* SOURCE as given */
 	const char *mountpoint;
-	const char *cache;	/* -o cache=DIR, or NULL for the default */
-	const char *log_file;	/* -o log=FILE, or NULL */
-	bool foreground;	/* -f: no daemon; logs to stderr */
-	bool offline;		/* -o offline */
-	int debug_cats;		/* HLOG_* categories of debug logs */
-	unsigned int max_threads;	/* FUSE worker threads */
-	unsigned int connections;	/* parallel transfers */
-	unsigned int timeout_s;		/* stalled transfers */
+	const char *cache; /* -o cache=DIR, or NULL for the default */
+	const char *log_file; /* -o log=FILE, or NULL */
+	bool foreground; /* -f: no daemon; logs to stderr */
+	bool offline; /* -o offline */
+	int debug_cats; /* HLOG_* categories of debug logs */
+	unsigned int max_threads; /* FUSE worker threads */
+	unsigned int connections; /* parallel transfers */
+	unsigned int timeout_s; /* stalled transfers */
 	unsigned int connect_timeout_s;
 	unsigned int retries;
-	struct fs_opts fs;		/* owner, chunk size, readahead */
-	struct source_opts src;	/* token_file, endpoint, options */
-	struct fuse_args *args;	/* libfuse's arguments, borrowed */
+	struct fs_opts fs; /* owner, chunk size, readahead */
+	struct source_opts src; /* token_file, endpoint, options */
+	struct fuse_args *args; /* libfuse's arguments, borrowed */
 };
 
 struct mount;

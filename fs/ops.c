@@ -56,19 +56,19 @@
 
 /* Per open file, in fi->fh. */
 struct fhandle {
-	struct fs_open_link link;	/* first: fs_free may free it */
-	uint64_t idx;		/* manifest index */
-	struct fblob *fb;	/* borrowed from the inode table; NULL for an
+	struct fs_open_link link; /* first: fs_free may free it */
+	uint64_t idx; /* manifest index */
+	struct fblob *fb; /* borrowed from the inode table; NULL for an
 				 * empty file */
-	struct prefetch_stream ra;	/* readahead; its own lock */
+	struct prefetch_stream ra; /* readahead; its own lock */
 };
 
 enum pr_state {
-	PR_SETUP,	/* op_read is still registering the interrupt hook */
-	PR_PARKED,	/* the callbacks own the reply */
-	PR_DONE,	/* done fired during setup: op_read replies */
-	PR_CANCELLED,	/* interrupted during setup: op_read says EINTR */
-	PR_CLAIMED,	/* someone is replying */
+	PR_SETUP, /* op_read is still registering the interrupt hook */
+	PR_PARKED, /* the callbacks own the reply */
+	PR_DONE, /* done fired during setup: op_read replies */
+	PR_CANCELLED, /* interrupted during setup: op_read says EINTR */
+	PR_CLAIMED, /* someone is replying */
 };
 
 /* A parked read. Freed by whoever replies, after libfuse can no longer
@@ -77,15 +77,15 @@ struct pending_read {
 	pthread_mutex_t lock;
 	fuse_req_t req;
 	struct fs *fs;
-	struct fblob *fb;		/* a reference, dropped by pr_free */
-	uint64_t idx;			/* manifest index, for log lines */
+	struct fblob *fb; /* a reference, dropped by pr_free */
+	uint64_t idx; /* manifest index, for log lines */
 	uint64_t off;
 	size_t len;
-	struct sched_waiter *waiter;	/* valid while state is SETUP or
+	struct sched_waiter *waiter; /* valid while state is SETUP or
 					 * PARKED: done has not returned */
-	enum pr_state state;		/* protected by lock */
-	int err;			/* protected by lock: done's error */
-	bool cancel_tried;		/* protected by lock */
+	enum pr_state state; /* protected by lock */
+	int err; /* protected by lock: done's error */
+	bool cancel_tried; /* protected by lock */
 };
 
 static struct fs *req_fs(fuse_req_t req)
@@ -93,8 +93,7 @@ static struct fs *req_fs(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void fill_entry(struct fs *fs, uint64_t idx,
-		       struct fuse_entry_param *e)
+static void fill_entry(struct fs *fs, uint64_t idx, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = idx + 1;
@@ -221,7 +220,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = 0;
-	fi->keep_cache = 1;	/* listings never change */
+	fi->keep_cache = 1; /* listings never change */
 	fi->cache_readdir = 1;
 	fuse_reply_open(req, fi);
 }
@@ -238,8 +237,8 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
  * Directory offsets are positions: 0 is ".", 1 is "..", 2 + i is child i;
  * an entry's offset is the position of the next one.
  */
-static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-		       off_t off, bool plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       bool plus)
 {
 	struct fs *fs = req_fs(req);
 	const struct mentry *dir;
@@ -292,15 +291,15 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 						name, &st, (off_t)pos + 1);
 		}
 		if (ent > size - used)
-			break;	/* full: the kernel asks again from pos */
+			break; /* full: the kernel asks again from pos */
 		used += ent;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-		       off_t off, struct fuse_file_info *fi)
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
 {
 	(void)fi;
 	do_readdir(req, ino, size, off, false);
@@ -338,7 +337,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (e->size) {
-		err = fs_inode_fblob(fs, idx, &fb);	/* borrowed */
+		err = fs_inode_fblob(fs, idx, &fb); /* borrowed */
 		if (err) {
 			fs_warn(fs, idx, "cannot open the cache file of", err);
 			fuse_reply_err(req, EIO);
@@ -354,8 +353,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fh->idx = idx;
 	fh->fb = fb;
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	fi->keep_cache = 1;	/* a pinned snapshot never changes */
-	fi->noflush = 1;	/* nothing to flush on close */
+	fi->keep_cache = 1; /* a pinned snapshot never changes */
+	fi->noflush = 1; /* nothing to flush on close */
 	fs_open_add(fs, &fh->link);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* The open was interrupted: no release will come. */
@@ -407,7 +406,7 @@ static void reply_from_blob(fuse_req_t req, struct fblob *fb, uint64_t off,
 static void reply_read_error(fuse_req_t req, struct fs *fs, uint64_t idx,
 			     int err)
 {
-	if (err == -ECANCELED)	/* unmounting */
+	if (err == -ECANCELED) /* unmounting */
 		hlog(HLOG_DEBUG, HLOG_FS, "read of '%s' cancelled",
 		     fs->manifest->entries[idx].path);
 	else
@@ -429,8 +428,7 @@ struct uncached_reply {
 	uint64_t idx;
 };
 
-static void on_uncached_bytes(void *arg, int err, const char *buf,
-			      size_t len)
+static void on_uncached_bytes(void *arg, int err, const char *buf, size_t len)
 {
 	struct uncached_reply *ur = arg;
 
@@ -536,7 +534,7 @@ static void on_chunks_done(void *arg, int err)
 	assert(pr->state == PR_SETUP || pr->state == PR_PARKED);
 	pr->err = err;
 	if (pr->state == PR_SETUP) {
-		pr->state = PR_DONE;	/* op_read replies */
+		pr->state = PR_DONE; /* op_read replies */
 		pthread_mutex_unlock(&pr->lock);
 		return;
 	}
@@ -581,9 +579,10 @@ static void park_read(fuse_req_t req, struct fs *fs, struct fhandle *fh,
 		return;
 	}
 	if (res < 0) {
-		hlog(HLOG_DEBUG, HLOG_FS, "want of chunks %" PRIu64
-		     "-%" PRIu64 " of '%s' failed: %s", first, last,
-		     fblob_name(pr->fb), strerror(-res));
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "want of chunks %" PRIu64 "-%" PRIu64
+		     " of '%s' failed: %s",
+		     first, last, fblob_name(pr->fb), strerror(-res));
 		pr_reply(pr, PR_DONE, res);
 		return;
 	}
@@ -593,11 +592,11 @@ static void park_read(fuse_req_t req, struct fs *fs, struct fhandle *fh,
 
 	pthread_mutex_lock(&pr->lock);
 	if (pr->state == PR_SETUP) {
-		pr->state = PR_PARKED;	/* the callbacks own pr now */
+		pr->state = PR_PARKED; /* the callbacks own pr now */
 		pthread_mutex_unlock(&pr->lock);
 		return;
 	}
-	st = pr->state;		/* PR_DONE or PR_CANCELLED */
+	st = pr->state; /* PR_DONE or PR_CANCELLED */
 	err = pr->err;
 	pr->state = PR_CLAIMED;
 	pthread_mutex_unlock(&pr->lock);
@@ -636,7 +635,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	len = e->size - uoff < size ? (size_t)(e->size - uoff) : size;
-	fb = fh->fb;	/* the inode table's: valid until unmount */
+	fb = fh->fb; /* the inode table's: valid until unmount */
 	if (!fblob_chunks_for(fb, uoff, len, &first, &last)) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -658,17 +657,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	res = sched_want(fs->sched, fb, ra_from, ra_to, SCHED_READAHEAD, NULL,
 			 NULL, NULL);
 	if (res < 0)
-		hlog(HLOG_DEBUG, HLOG_FS, "readahead of chunks %" PRIu64
-		     "-%" PRIu64 " of '%s' failed: %s", ra_from, ra_to,
-		     fblob_name(fb), strerror(-res));
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "readahead of chunks %" PRIu64 "-%" PRIu64
+		     " of '%s' failed: %s",
+		     ra_from, ra_to, fblob_name(fb), strerror(-res));
 }
 
 /* ---- extended attributes ---- */
 
 /* Writes the value of name for entry idx into buf (NUL-terminated);
  * 0, -ENODATA, or an error of opening the file's blob. */
-static int xattr_value(struct fs *fs, uint64_t idx, const char *name,
-		       char *buf, size_t buflen)
+static int xattr_value(struct fs *fs, uint64_t idx, const char *name, char *buf,
+		       size_t buflen)
 {
 	const struct mentry *e = &fs->manifest->entries[idx];
 	const char *url;
@@ -698,7 +698,7 @@ static int xattr_value(struct fs *fs, uint64_t idx, const char *name,
 			 strcmp(name, XATTR_CACHED) ? "0/0" : "0");
 		return 0;
 	}
-	err = fs_inode_fblob(fs, idx, &fb);	/* borrowed */
+	err = fs_inode_fblob(fs, idx, &fb); /* borrowed */
 	if (err)
 		return err;
 	if (!strcmp(name, XATTR_CACHED))
@@ -741,7 +741,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, EIO);
 		goto out_free;
 	}
-	len = strlen(buf);	/* no NUL in the value, as getfattr expects */
+	len = strlen(buf); /* no NUL in the value, as getfattr expects */
 	if (!size)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
@@ -755,7 +755,7 @@ out_free:
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	static const char file_names[] = XATTR_CACHED "\0" XATTR_CHUNKS
-		"\0" XATTR_SOURCE "\0";
+						      "\0" XATTR_SOURCE "\0";
 	struct fs *fs = req_fs(req);
 	const struct mentry *e;
 	char names[sizeof(file_names) + sizeof(XATTR_SHA256)];
@@ -891,8 +891,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, EROFS);
 }
 
-static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
-			 off_t offset, off_t length, struct fuse_file_info *fi)
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)mode;
@@ -902,11 +902,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 	fuse_reply_err(req, EROFS);
 }
 
-static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
-			       off_t off_in, struct fuse_file_info *fi_in,
-			       fuse_ino_t ino_out, off_t off_out,
-			       struct fuse_file_info *fi_out, size_t len,
-			       int flags)
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			       off_t off_out, struct fuse_file_info *fi_out,
+			       size_t len, int flags)
 {
 	(void)ino_in;
 	(void)off_in;

@@ -41,14 +41,14 @@ static int blob_load_state(struct blob *b)
 
 	err = sidecar_load(b->sidecar_path, &b->layout, &sc);
 	if (err == -ENOENT)
-		return 0;	/* new; another process may be filling sums */
+		return 0; /* new; another process may be filling sums */
 	if (!err) {
 		err = chunkmap_load(b->map, sc);
 		sidecar_free(sc);
 		return err;
 	}
 	if (!sidecar_rejected(err))
-		return err;	/* an I/O error: keep what is on disk */
+		return err; /* an I/O error: keep what is on disk */
 	hlog(HLOG_WARN, HLOG_STATE, "sidecar '%s' rejected (%s): starting over",
 	     b->sidecar_path, strerror(-err));
 	err = cache_sums_clear(b->files.sums_fd, b->nchunks);
@@ -127,7 +127,7 @@ int blob_save(struct blob *b)
 	if (err)
 		return err;
 	if (!chunkmap_sync_begin(b->map, snap))
-		goto out_free;	/* nothing new since the last save */
+		goto out_free; /* nothing new since the last save */
 	/* The bytes first: a bit never reaches disk before its chunk. */
 	if (fdatasync(b->files.data_fd) < 0 ||
 	    fdatasync(b->files.sums_fd) < 0) {

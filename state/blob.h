@@ -17,12 +17,12 @@
 #include "state/sidecar.h"
 
 struct blob {
-	char hex[33];			/* name in the cache */
-	struct sidecar_layout layout;	/* size, chunk size, identity */
+	char hex[33]; /* name in the cache */
+	struct sidecar_layout layout; /* size, chunk size, identity */
 	uint64_t nchunks;
 	struct cache_blob_files files;
-	struct chunkmap *map;		/* owned */
-	char *sidecar_path;		/* owned */
+	struct chunkmap *map; /* owned */
+	char *sidecar_path; /* owned */
 };
 
 /*

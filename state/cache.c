@@ -11,7 +11,7 @@
  * may save the same file at once without mixing their bytes. A process
  * killed mid-save leaves its PATH.tmp.* behind; readers ignore them.
  */
-#define XXH_STATIC_LINKING_ONLY	/* XXH3_state_t on the stack */
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include "state/cache.h"
 
 #include <errno.h>
@@ -32,14 +32,14 @@
 #include "state/sidecar.h"
 #include "state/state_i.h"
 
-#define CHECK_BUF_LEN (1u << 20)	/* cache_chunk_check reads by 1 MiB */
+#define CHECK_BUF_LEN (1u << 20) /* cache_chunk_check reads by 1 MiB */
 #define MANIFEST_MAX_LEN (1ull << 30)
 #define REF_MAX_LEN 4096
 #define DIR_MODE 0755
 #define FILE_MODE 0644
 
 struct cache {
-	char *dir;	/* owned; no trailing '/' unless it is "/" */
+	char *dir; /* owned; no trailing '/' unless it is "/" */
 };
 
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
@@ -66,8 +66,7 @@ int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 }
 
 /* Reads up to len bytes at off; *got is short only at the end of file. */
-static int pread_upto(int fd, void *buf, size_t len, uint64_t off,
-		      size_t *got)
+static int pread_upto(int fd, void *buf, size_t len, uint64_t off, size_t *got)
 {
 	char *p = buf;
 
@@ -75,8 +74,8 @@ static int pread_upto(int fd, void *buf, size_t len, uint64_t off,
 	if (off > INT64_MAX || len > INT64_MAX - off)
 		return -EINVAL;
 	while (*got < len) {
-		ssize_t n = pread(fd, p + *got, len - *got,
-				  (off_t)(off + *got));
+		ssize_t n =
+			pread(fd, p + *got, len - *got, (off_t)(off + *got));
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -198,7 +197,7 @@ int cache_resolve_dir(const char *opt, char *out, size_t outlen)
 	const char *xdg = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
 
-	if (opt)	/* the daemon changes to "/": keep the folder given */
+	if (opt) /* the daemon changes to "/": keep the folder given */
 		return path_abs(opt, out, outlen);
 	/* The XDG spec says a relative XDG_CACHE_HOME is to be ignored. */
 	if (xdg && xdg[0] == '/')
@@ -380,9 +379,8 @@ void cache_blob_files_close(struct cache_blob_files *f)
 	f->data_fd = f->sums_fd = f->lock_fd = -1;
 }
 
-int cache_blob_open(const struct cache *c, const char *hex,
-		    uint64_t file_size, uint32_t chunk_size,
-		    struct cache_blob_files *out)
+int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
+		    uint32_t chunk_size, struct cache_blob_files *out)
 {
 	struct cache_blob_files f = { -1, -1, -1 };
 	char path[PATH_MAX];
@@ -434,7 +432,7 @@ static int chunk_lock_op(int lock_fd, uint64_t idx, short type)
 
 	if (idx > INT64_MAX - 1)
 		return -EINVAL;
-	memset(&fl, 0, sizeof(fl));	/* l_pid must be 0 for OFD locks */
+	memset(&fl, 0, sizeof(fl)); /* l_pid must be 0 for OFD locks */
 	fl.l_type = type;
 	fl.l_whence = SEEK_SET;
 	fl.l_start = (off_t)idx;
@@ -485,8 +483,8 @@ int cache_sums_clear(int sums_fd, uint64_t nchunks)
 	if (errno != EOPNOTSUPP && errno != ENOSYS)
 		return -errno;
 	for (off = 0; off < len; off += sizeof(zeros)) {
-		size_t n = len - off < sizeof(zeros) ? (size_t)(len - off)
-						      : sizeof(zeros);
+		size_t n = len - off < sizeof(zeros) ? (size_t)(len - off) :
+						       sizeof(zeros);
 
 		err = pwrite_all(sums_fd, zeros, n, off);
 		if (err)
@@ -517,7 +515,7 @@ int cache_chunk_check(int data_fd, int sums_fd, uint64_t idx, uint64_t off,
 		return -EINVAL;
 	err = pread_upto(sums_fd, le, sizeof(le), idx * 8, &got);
 	if (err || got < sizeof(le))
-		return err;	/* past the end of sums: no entry */
+		return err; /* past the end of sums: no entry */
 	want = get_le64(le);
 	if (!want)
 		return 0;
@@ -532,7 +530,7 @@ int cache_chunk_check(int data_fd, int sums_fd, uint64_t idx, uint64_t off,
 
 		err = pread_upto(data_fd, buf, n, off + pos, &got);
 		if (err || got < n)
-			goto out_free;	/* short data: not done */
+			goto out_free; /* short data: not done */
 		XXH3_64bits_update(&st, buf, n);
 	}
 	h = XXH3_64bits_digest(&st);

@@ -53,7 +53,7 @@ int cache_resolve_dir(const char *opt, char *out, size_t outlen)
  * the syscalls say. */
 int cache_new(const char *dir, struct cache **out)
 	__attribute__((warn_unused_result));
-void cache_free(struct cache *c);	/* accepts NULL */
+void cache_free(struct cache *c); /* accepts NULL */
 const char *cache_dir(const struct cache *c);
 
 /* xxh128 of (kind, content_id, size): 16 bytes, and its 32-hex name. */
@@ -68,9 +68,9 @@ int cache_blob_path(const struct cache *c, const char *hex, const char *suffix,
 	__attribute__((warn_unused_result));
 
 struct cache_blob_files {
-	int data_fd;	/* O_RDWR, sized to the file size (sparse) */
-	int sums_fd;	/* O_RDWR, sized to nchunks * 8 */
-	int lock_fd;	/* O_RDWR, for OFD byte locks */
+	int data_fd; /* O_RDWR, sized to the file size (sparse) */
+	int sums_fd; /* O_RDWR, sized to nchunks * 8 */
+	int lock_fd; /* O_RDWR, for OFD byte locks */
 };
 
 /* Creates blobs/ab/ and opens (creating if needed, O_CLOEXEC) the three
@@ -79,9 +79,8 @@ struct cache_blob_files {
  * not one of ours (the size is part of the name): it is cut to size, with
  * a warning. -EINVAL for a bad chunk size or hex, -EFBIG for a size past
  * INT64_MAX. On error no descriptor is left open (all three are -1). */
-int cache_blob_open(const struct cache *c, const char *hex,
-		    uint64_t file_size, uint32_t chunk_size,
-		    struct cache_blob_files *out)
+int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
+		    uint32_t chunk_size, struct cache_blob_files *out)
 	__attribute__((warn_unused_result));
 void cache_blob_files_close(struct cache_blob_files *f);
 

@@ -33,19 +33,19 @@ struct chunkmap {
 	uint64_t file_size;
 	uint64_t nchunks;
 	uint32_t chunk_size;
-	_Atomic uint8_t *state;		/* nchunks; written under lock */
+	_Atomic uint8_t *state; /* nchunks; written under lock */
 
 	pthread_mutex_t lock;
-	size_t nbytes;			/* of each bitmap: nchunks / 8 + 1 */
-	uint8_t *done;			/* protected by lock */
-	uint8_t *durable;		/* protected by lock */
-	uint8_t *pending;		/* protected by lock */
-	uint64_t done_count;		/* protected by lock */
-	uint64_t durable_count;		/* protected by lock */
-	uint64_t ndirty;		/* protected by lock */
-	uint64_t removals;		/* protected by lock */
-	uint64_t removals_at_begin;	/* protected by lock */
-	uint64_t removals_synced;	/* protected by lock; removals that
+	size_t nbytes; /* of each bitmap: nchunks / 8 + 1 */
+	uint8_t *done; /* protected by lock */
+	uint8_t *durable; /* protected by lock */
+	uint8_t *pending; /* protected by lock */
+	uint64_t done_count; /* protected by lock */
+	uint64_t durable_count; /* protected by lock */
+	uint64_t ndirty; /* protected by lock */
+	uint64_t removals; /* protected by lock */
+	uint64_t removals_at_begin; /* protected by lock */
+	uint64_t removals_synced; /* protected by lock; removals that
 					 * the last written sidecar covers */
 };
 
@@ -61,11 +61,10 @@ static void bit_set(uint8_t *bits, uint64_t idx)
 
 static void bit_clear(uint8_t *bits, uint64_t idx)
 {
-	bits[idx / 8] &= (uint8_t)~(1u << (idx % 8));
+	bits[idx / 8] &= (uint8_t) ~(1u << (idx % 8));
 }
 
-int chunkmap_new(uint64_t file_size, uint32_t chunk_size,
-		 struct chunkmap **out)
+int chunkmap_new(uint64_t file_size, uint32_t chunk_size, struct chunkmap **out)
 {
 	struct chunkmap *map;
 	uint64_t nbytes, i;
@@ -149,8 +148,8 @@ void chunkmap_chunk_range(const struct chunkmap *map, uint64_t idx,
 		*len = map->chunk_size;
 }
 
-bool chunkmap_chunks_for(const struct chunkmap *map, uint64_t off,
-			 uint64_t len, uint64_t *first, uint64_t *last)
+bool chunkmap_chunks_for(const struct chunkmap *map, uint64_t off, uint64_t len,
+			 uint64_t *first, uint64_t *last)
 {
 	uint64_t end;
 
@@ -225,7 +224,7 @@ bool chunkmap_all_done(const struct chunkmap *map, uint64_t first,
 
 uint64_t chunkmap_done_count(const struct chunkmap *map)
 {
-	struct chunkmap *m = (struct chunkmap *)map;	/* the lock only */
+	struct chunkmap *m = (struct chunkmap *)map; /* the lock only */
 	uint64_t n;
 
 	pthread_mutex_lock(&m->lock);
@@ -236,7 +235,7 @@ uint64_t chunkmap_done_count(const struct chunkmap *map)
 
 uint64_t chunkmap_done_bytes(const struct chunkmap *map)
 {
-	struct chunkmap *m = (struct chunkmap *)map;	/* the lock only */
+	struct chunkmap *m = (struct chunkmap *)map; /* the lock only */
 	uint64_t bytes;
 
 	pthread_mutex_lock(&m->lock);
@@ -254,9 +253,8 @@ static bool is_missing(const struct chunkmap *map, uint64_t idx)
 	return st == CHUNK_MISSING || st == CHUNK_FAILED;
 }
 
-int chunkmap_next_missing(const struct chunkmap *map, uint64_t from,
-			  bool wrap, uint64_t max_count, uint64_t *first,
-			  uint64_t *count)
+int chunkmap_next_missing(const struct chunkmap *map, uint64_t from, bool wrap,
+			  uint64_t max_count, uint64_t *first, uint64_t *count)
 {
 	uint64_t i, n, end = map->nchunks;
 
@@ -346,9 +344,10 @@ void chunkmap_sync_end(struct chunkmap *map, const struct sidecar *snap)
 	pthread_mutex_lock(&map->lock);
 	for (i = 0; i < map->nbytes; i++) {
 		uint8_t newly = (uint8_t)(map->pending[i] & ~map->durable[i]);
-		uint8_t snapped = i < map->nchunks / 8 + (map->nchunks % 8 != 0)
-					  ? snap->bits[i]
-					  : 0;
+		uint8_t snapped =
+			i < map->nchunks / 8 + (map->nchunks % 8 != 0) ?
+				snap->bits[i] :
+				0;
 
 		/* pending is a subset of done, so these are DONE now. */
 		newly &= snapped;
@@ -364,7 +363,7 @@ void chunkmap_sync_end(struct chunkmap *map, const struct sidecar *snap)
 
 uint64_t chunkmap_durable_count(const struct chunkmap *map)
 {
-	struct chunkmap *m = (struct chunkmap *)map;	/* the lock only */
+	struct chunkmap *m = (struct chunkmap *)map; /* the lock only */
 	uint64_t n;
 
 	pthread_mutex_lock(&m->lock);

@@ -30,9 +30,9 @@ enum chunk_state {
 struct chunkmap;
 
 /* All chunks MISSING. -EINVAL on a bad chunk size, -ENOMEM. */
-int chunkmap_new(uint64_t file_size, uint32_t chunk_size,
-		 struct chunkmap **out) __attribute__((warn_unused_result));
-void chunkmap_free(struct chunkmap *map);	/* accepts NULL */
+int chunkmap_new(uint64_t file_size, uint32_t chunk_size, struct chunkmap **out)
+	__attribute__((warn_unused_result));
+void chunkmap_free(struct chunkmap *map); /* accepts NULL */
 
 uint64_t chunkmap_nchunks(const struct chunkmap *map);
 uint32_t chunkmap_chunk_size(const struct chunkmap *map);
@@ -44,8 +44,8 @@ void chunkmap_chunk_range(const struct chunkmap *map, uint64_t idx,
 
 /* Chunks covering bytes [off, off + len), clipped to the file. Returns
  * false when the range is empty or past the end. */
-bool chunkmap_chunks_for(const struct chunkmap *map, uint64_t off,
-			 uint64_t len, uint64_t *first, uint64_t *last);
+bool chunkmap_chunks_for(const struct chunkmap *map, uint64_t off, uint64_t len,
+			 uint64_t *first, uint64_t *last);
 
 /* idx < nchunks, for this and chunkmap_set() (asserted). */
 enum chunk_state chunkmap_get(const struct chunkmap *map, uint64_t idx);
@@ -71,9 +71,8 @@ uint64_t chunkmap_done_bytes(const struct chunkmap *map);
  * and fills *first and *count, or -ENOENT when there is none. Lock-free,
  * so a hint: the caller claims the chunks under its own lock.
  */
-int chunkmap_next_missing(const struct chunkmap *map, uint64_t from,
-			  bool wrap, uint64_t max_count, uint64_t *first,
-			  uint64_t *count);
+int chunkmap_next_missing(const struct chunkmap *map, uint64_t from, bool wrap,
+			  uint64_t max_count, uint64_t *first, uint64_t *count);
 
 /* Marks the sidecar's chunks DONE and durable (at load, on a new map).
  * -EINVAL when the sidecar's size, chunk size or chunk count does not fit

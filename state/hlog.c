@@ -49,8 +49,9 @@ static const struct {
 	const char *name;
 	int cat;
 } cat_names[] = {
-	{ "fs", HLOG_FS },	 { "fetch", HLOG_FETCH }, { "sched", HLOG_SCHED },
-	{ "state", HLOG_STATE }, { "http", HLOG_HTTP },	  { "all", HLOG_ALL },
+	{ "fs", HLOG_FS },	 { "fetch", HLOG_FETCH },
+	{ "sched", HLOG_SCHED }, { "state", HLOG_STATE },
+	{ "http", HLOG_HTTP },	 { "all", HLOG_ALL },
 	{ "1", HLOG_ALL },
 };
 

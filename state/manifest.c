@@ -21,10 +21,10 @@
 
 /* What manifest_new() allocates; callers see only ->pub. */
 struct manifest_impl {
-	struct manifest pub;	/* first: the public pointer is ours */
-	uint64_t *table;	/* entry index + 1, 0 = free slot */
-	size_t table_cap;	/* a power of two, at least 2 * pub.n */
-	uint64_t *child_pool;	/* every folder's children, one array */
+	struct manifest pub; /* first: the public pointer is ours */
+	uint64_t *table; /* entry index + 1, 0 = free slot */
+	size_t table_cap; /* a power of two, at least 2 * pub.n */
+	uint64_t *child_pool; /* every folder's children, one array */
 };
 
 static struct manifest_impl *impl_of(const struct manifest *m)
@@ -174,8 +174,8 @@ void manifest_free(struct manifest *m)
 bool manifest_name_ok(const char *name)
 {
 	return name && *name && strcmp(name, ".") && strcmp(name, "..") &&
-	       !strchr(name, '/') && strnlen(name, NAME_LEN_MAX + 1) <=
-					     NAME_LEN_MAX;
+	       !strchr(name, '/') &&
+	       strnlen(name, NAME_LEN_MAX + 1) <= NAME_LEN_MAX;
 }
 
 static bool component_ok(const char *p, size_t len)
@@ -235,7 +235,7 @@ int manifest_add(struct manifest *m, const char *path, enum mentry_type type,
 	if (!len || len >= PATH_MAX)
 		return -EINVAL;
 	if (type == MENTRY_FILE && size > INT64_MAX)
-		return -EOVERFLOW;	/* st_size is an off_t */
+		return -EOVERFLOW; /* st_size is an off_t */
 	if (type == MENTRY_DIR)
 		size = 0;
 	/* At most one component per two bytes, plus one. */
@@ -292,7 +292,7 @@ int manifest_add(struct manifest *m, const char *path, enum mentry_type type,
 		failed |= !fresh[i].name || !fresh[i].path;
 		fresh[i].type = last ? type : MENTRY_DIR;
 		fresh[i].size = last ? size : 0;
-		fresh[i].mtime = mtime;	/* made-up folders: the child's */
+		fresh[i].mtime = mtime; /* made-up folders: the child's */
 		if (last) {
 			fresh[i].content_id = dup_or_null(content_id, &failed);
 			fresh[i].hash_kind = dup_or_null(hash_kind, &failed);
@@ -336,7 +336,7 @@ static void manifest_derive_dir_mtimes(struct manifest *m)
 	size_t i;
 
 	if (!derive)
-		return;		/* cosmetic: keep the zeros */
+		return; /* cosmetic: keep the zeros */
 	for (i = 0; i < m->n; i++)
 		derive[i] = m->entries[i].type == MENTRY_DIR &&
 			    m->entries[i].mtime == 0;
@@ -365,8 +365,8 @@ int manifest_finish(struct manifest *m)
 	for (i = 1; i < m->n; i++)
 		m->entries[m->entries[i].parent].nchildren++;
 	for (i = 0, off = 0; i < m->n; i++) {
-		m->entries[i].children =
-			m->entries[i].nchildren ? pool + off : NULL;
+		m->entries[i].children = m->entries[i].nchildren ? pool + off :
+								   NULL;
 		off += m->entries[i].nchildren;
 		m->entries[i].nchildren = 0;
 	}
@@ -378,16 +378,15 @@ int manifest_finish(struct manifest *m)
 	manifest_derive_dir_mtimes(m);
 	for (i = 0; i < m->n; i++)
 		if (m->entries[i].nchildren > 1)
-			qsort_r(m->entries[i].children,
-				m->entries[i].nchildren, sizeof(*pool),
-				child_cmp, m->entries);
+			qsort_r(m->entries[i].children, m->entries[i].nchildren,
+				sizeof(*pool), child_cmp, m->entries);
 	mi->child_pool = pool;
 	m->finished = true;
 	return 0;
 }
 
-int manifest_lookup(const struct manifest *m, uint64_t parent,
-		    const char *name, uint64_t *idx)
+int manifest_lookup(const struct manifest *m, uint64_t parent, const char *name,
+		    uint64_t *idx)
 {
 	const struct mentry *p;
 	size_t lo, hi, i;
@@ -473,7 +472,7 @@ static int json_set_str(json_t *obj, const char *key, const char *s)
 		return 0;
 	v = json_string(s);
 	if (!v)
-		return -EILSEQ;	/* not UTF-8 (or out of memory) */
+		return -EILSEQ; /* not UTF-8 (or out of memory) */
 	if (json_object_set_new(obj, key, v))
 		return -ENOMEM;
 	return 0;
@@ -535,7 +534,7 @@ int manifest_to_json(const struct manifest *m, char **out)
 		err = json_set_str(root, "version", m->version);
 	if (!err && json_object_set_new(root, "entries", arr))
 		err = -ENOMEM;
-	for (i = 1; !err && i < m->n; i++)	/* the root is implied */
+	for (i = 1; !err && i < m->n; i++) /* the root is implied */
 		err = entry_to_json(&m->entries[i], arr);
 	if (err)
 		goto out_root;
@@ -612,8 +611,8 @@ static int entry_from_json(struct manifest *m, const json_t *o)
 		return err;
 	if (size < 0)
 		return -EBADMSG;
-	err = manifest_add(m, path, t, (uint64_t)size, (int64_t)mtime, id,
-			   hash, url);
+	err = manifest_add(m, path, t, (uint64_t)size, (int64_t)mtime, id, hash,
+			   url);
 	return err == -ENOMEM ? err : err ? -EBADMSG : 0;
 }
 

@@ -17,32 +17,32 @@
 enum mentry_type { MENTRY_DIR, MENTRY_FILE };
 
 struct mentry {
-	char *name;		/* last component; "" for the root */
-	char *path;		/* relative path from the root; "" for root */
-	uint64_t parent;	/* index of the parent; the root's is 0 */
+	char *name; /* last component; "" for the root */
+	char *path; /* relative path from the root; "" for root */
+	uint64_t parent; /* index of the parent; the root's is 0 */
 	enum mentry_type type;
-	uint64_t size;		/* bytes; 0 for folders */
-	int64_t mtime;		/* seconds since the epoch */
-	char *content_id;	/* ETag, sha256, git oid...; may be NULL */
-	char *hash_kind;	/* "sha256", "sha1", "etag", ...; may be NULL */
-	char *url;		/* source-specific locator; may be NULL */
-	uint64_t *children;	/* folder: indexes sorted by name (strcmp),
+	uint64_t size; /* bytes; 0 for folders */
+	int64_t mtime; /* seconds since the epoch */
+	char *content_id; /* ETag, sha256, git oid...; may be NULL */
+	char *hash_kind; /* "sha256", "sha1", "etag", ...; may be NULL */
+	char *url; /* source-specific locator; may be NULL */
+	uint64_t *children; /* folder: indexes sorted by name (strcmp),
 				 * set by finish; owned by the manifest */
 	size_t nchildren;
 };
 
 struct manifest {
-	struct mentry *entries;	/* owned */
+	struct mentry *entries; /* owned */
 	size_t n, alloc;
-	char *source;		/* the SOURCE it lists; may be NULL */
-	char *version;		/* snapshot version (a commit); may be NULL */
+	char *source; /* the SOURCE it lists; may be NULL */
+	char *version; /* snapshot version (a commit); may be NULL */
 	bool finished;
 };
 
 /* A manifest comes from manifest_new() or manifest_from_json() only (they
  * allocate more than the struct). */
 int manifest_new(struct manifest **out) __attribute__((warn_unused_result));
-void manifest_free(struct manifest *m);	/* accepts NULL */
+void manifest_free(struct manifest *m); /* accepts NULL */
 
 /* True when name may be one path component: not empty, not "." or "..",
  * no '/', shorter than 256 bytes (NUL cannot occur in a C string; parsers
@@ -70,8 +70,8 @@ int manifest_finish(struct manifest *m) __attribute__((warn_unused_result));
 
 /* Child of folder parent called name: 0 and *idx, or -ENOENT / -ENOTDIR.
  * A binary search after finish, a scan before. */
-int manifest_lookup(const struct manifest *m, uint64_t parent,
-		    const char *name, uint64_t *idx);
+int manifest_lookup(const struct manifest *m, uint64_t parent, const char *name,
+		    uint64_t *idx);
 
 /* Entry at a relative path ("" is the root): 0 and *idx, or -ENOENT. */
 int manifest_find(const struct manifest *m, const char *path, uint64_t *idx);

@@ -176,7 +176,7 @@ int sidecar_encode(const struct sidecar *sc, void **img, size_t *len)
 		uint8_t b = bits_at(sc, nbytes, prefix + 8 * j);
 		uint64_t left = rest - 8 * j;
 
-		if (left < 8)	/* never encode bits past the last chunk */
+		if (left < 8) /* never encode bits past the last chunk */
 			b &= (uint8_t)((1u << left) - 1);
 		p[SIDECAR_HEADER_LEN + j] = b;
 		done += (uint64_t)__builtin_popcount(b);
@@ -212,16 +212,16 @@ static int decode_bits(struct sidecar *sc, uint64_t prefix, uint64_t done,
 	size_t j;
 
 	if (bm_len > rest / 8 + (rest % 8 != 0))
-		return -EMSGSIZE;	/* bitmap too long */
+		return -EMSGSIZE; /* bitmap too long */
 	if (bm_len && !bm[bm_len - 1])
-		return -EUCLEAN;	/* trailing zero byte kept */
+		return -EUCLEAN; /* trailing zero byte kept */
 	if (bm_len && (bm[0] & 1))
-		return -EUCLEAN;	/* the prefix was not the whole run */
+		return -EUCLEAN; /* the prefix was not the whole run */
 	if (bm_len) {
 		uint64_t left = rest - 8 * (uint64_t)(bm_len - 1);
 
 		if (left < 8 && (bm[bm_len - 1] >> left))
-			return -EUCLEAN;	/* bits past the last chunk */
+			return -EUCLEAN; /* bits past the last chunk */
 	}
 
 	memset(sc->bits, 0xff, (size_t)(prefix / 8));
@@ -272,7 +272,7 @@ int sidecar_decode(const void *img, size_t len,
 
 	/* Intact; does it describe this blob? */
 	if (get_le32(p + OFF_FLAGS))
-		return -EPROTONOSUPPORT;	/* a feature we do not know */
+		return -EPROTONOSUPPORT; /* a feature we do not know */
 	if (get_le64(p + OFF_FILE_SIZE) != expect->file_size)
 		return -ERANGE;
 	chunk_size = get_le32(p + OFF_CHUNK_SIZE);
@@ -356,7 +356,7 @@ int sidecar_save(const struct sidecar *sc, const char *path)
 	size_t len;
 	int err;
 
-	err = sidecar_encode(sc, &img, &len);	/* allocates img */
+	err = sidecar_encode(sc, &img, &len); /* allocates img */
 	if (err)
 		return err;
 	err = write_file_atomic(path, img, len);

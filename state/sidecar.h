@@ -47,8 +47,8 @@ struct sidecar_layout {
 struct sidecar {
 	struct sidecar_layout layout;
 	uint64_t nchunks;
-	uint64_t done_count;	/* kept equal to the bits set */
-	uint8_t *bits;		/* nchunks bits, owned */
+	uint64_t done_count; /* kept equal to the bits set */
+	uint8_t *bits; /* nchunks bits, owned */
 };
 
 /* True when chunk_size is a multiple of 4 KiB in [64 KiB, 64 MiB]. */
@@ -61,10 +61,10 @@ uint64_t chunk_count(uint64_t file_size, uint32_t chunk_size);
  * chunk size, -ENOMEM. */
 int sidecar_new(const struct sidecar_layout *layout, struct sidecar **out)
 	__attribute__((warn_unused_result));
-void sidecar_free(struct sidecar *sc);	/* accepts NULL */
+void sidecar_free(struct sidecar *sc); /* accepts NULL */
 
 bool sidecar_test(const struct sidecar *sc, uint64_t idx);
-void sidecar_set(struct sidecar *sc, uint64_t idx);	/* keeps done_count */
+void sidecar_set(struct sidecar *sc, uint64_t idx); /* keeps done_count */
 
 /* Encodes into a new malloc'd image (*img, owned by the caller). The done
  * count written is counted from the bits (sc->done_count is not read);

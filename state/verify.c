@@ -53,9 +53,9 @@ int verify_blob(const struct blob *b, const char *kind,
 		err = -ENOMEM;
 		goto out;
 	}
-	if (!EVP_DigestInit_ex(ctx, strcmp(kind, "sha256") ? EVP_sha1() :
-							     EVP_sha256(),
-			       NULL)) {
+	if (!EVP_DigestInit_ex(
+		    ctx, strcmp(kind, "sha256") ? EVP_sha1() : EVP_sha256(),
+		    NULL)) {
 		err = -EIO;
 		goto out;
 	}
@@ -100,7 +100,7 @@ static int marker_path(const struct blob *b, char *out, size_t len)
 
 	if (n < 0 || (size_t)n >= len)
 		return -ENAMETOOLONG;
-	dot = strrchr(out, '.');	/* ".state" */
+	dot = strrchr(out, '.'); /* ".state" */
 	if (!dot || (size_t)(dot - out) + sizeof(".verified") > len)
 		return -ENAMETOOLONG;
 	strcpy(dot, ".verified");

@@ -140,6 +140,7 @@ int main(int argc, char **argv)
 	engine_opts_default(&eo);
 	sched_opts_default(&so);
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		/* clang-format off */
 		switch (opt) {
 		case 'c': cache_dir = optarg; break;
 		case 's': size = strtoll(optarg, NULL, 0); break;
@@ -163,6 +164,7 @@ int main(int argc, char **argv)
 			       !strcmp(optarg, "readahead") ? SCHED_READAHEAD :
 							      SCHED_DEMAND;
 			break;
+		/* clang-format on */
 		case 'd':
 			if (hlog_set_debug(optarg)) {
 				usage();
@@ -189,7 +191,8 @@ int main(int argc, char **argv)
 	if (err)
 		goto out;
 	if (size < 0) {
-		struct http_req req = { .url = t.url, .head = true,
+		struct http_req req = { .url = t.url,
+					.head = true,
 					.auth = t.auth };
 		struct http_result res;
 
@@ -222,7 +225,8 @@ int main(int argc, char **argv)
 	t0 = now_ms();
 	if (nchunks) {
 		for (i = 0; i < readers; i++) {
-			d[i] = (struct drv){ .sched = s, .fb = fb,
+			d[i] = (struct drv){ .sched = s,
+					     .fb = fb,
 					     .first = (uint64_t)first,
 					     .last = (uint64_t)last,
 					     .timeout_ms = timeout_ms,

@@ -27,11 +27,11 @@ static void check_tree(const struct manifest *m)
 
 		if (manifest_find(m, e->path, &idx) || idx != i)
 			__builtin_trap();
-		if (i && (e->parent >= i ||
-			  m->entries[e->parent].type != MENTRY_DIR ||
-			  !manifest_name_ok(e->name) ||
-			  manifest_lookup(m, e->parent, e->name, &idx) ||
-			  idx != i))
+		if (i &&
+		    (e->parent >= i ||
+		     m->entries[e->parent].type != MENTRY_DIR ||
+		     !manifest_name_ok(e->name) ||
+		     manifest_lookup(m, e->parent, e->name, &idx) || idx != i))
 			__builtin_trap();
 		if (e->type == MENTRY_FILE &&
 		    (e->nchildren || e->size > INT64_MAX))
@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (err == -ENOMEM)
 		goto out;
 	if (err)
-		__builtin_trap();	/* what was parsed must print */
+		__builtin_trap(); /* what was parsed must print */
 	err = manifest_from_json(json, strlen(json), &m2);
 	if (err == -ENOMEM)
 		goto out;

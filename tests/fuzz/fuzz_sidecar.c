@@ -46,8 +46,10 @@ static void wr64(uint8_t *p, uint64_t v)
 static void pick_layout(const uint8_t *img, size_t len,
 			struct sidecar_layout *l)
 {
+	/* clang-format off */
 	static const uint8_t fixed_id[16] = { 1, 2, 3, 4, 5, 6, 7, 8,
 					      9, 10, 11, 12, 13, 14, 15, 16 };
+	/* clang-format on */
 
 	l->file_size = 10 * 65536 + 123;
 	l->chunk_size = 65536;
@@ -97,11 +99,11 @@ static void check_decoded(const struct sidecar *sc, const uint8_t *img,
 	if (n != sc->done_count)
 		__builtin_trap();
 	if (sc->nchunks % 8 && (sc->bits[sc->nchunks / 8] >> (sc->nchunks % 8)))
-		__builtin_trap();	/* a bit past the end got through */
+		__builtin_trap(); /* a bit past the end got through */
 	if (sidecar_encode(sc, &out, &out_len))
-		return;		/* out of memory */
+		return; /* out of memory */
 	if (out_len != len || memcmp(out, img, len))
-		__builtin_trap();	/* two images of one set */
+		__builtin_trap(); /* two images of one set */
 	free(out);
 }
 

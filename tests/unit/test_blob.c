@@ -29,14 +29,14 @@
 #define KIB (1ull << 10)
 #define GIB (1ull << 30)
 #define CS (64 * KIB)
-#define SIZE (10 * CS + 100)	/* 11 chunks, the last one short */
+#define SIZE (10 * CS + 100) /* 11 chunks, the last one short */
 
 int __real_fdatasync(int fd);
 int __wrap_fdatasync(int fd);
 int __real_fallocate64(int fd, int mode, off_t off, off_t len);
 int __wrap_fallocate64(int fd, int mode, off_t off, off_t len);
 
-static int fallocate_errno;		/* 0: pass through */
+static int fallocate_errno; /* 0: pass through */
 
 int __wrap_fallocate64(int fd, int mode, off_t off, off_t len)
 {
@@ -47,8 +47,8 @@ int __wrap_fallocate64(int fd, int mode, off_t off, off_t len)
 	return __real_fallocate64(fd, mode, off, len);
 }
 
-static int fdatasync_errno;		/* 0: pass through */
-static void (*during_fdatasync)(void);	/* called once, then cleared */
+static int fdatasync_errno; /* 0: pass through */
+static void (*during_fdatasync)(void); /* called once, then cleared */
 static int fdatasync_calls;
 
 int __wrap_fdatasync(int fd)
@@ -74,7 +74,7 @@ struct fixture {
 	FILE *log_f;
 };
 
-static struct fixture *current;	/* for the fdatasync hooks */
+static struct fixture *current; /* for the fdatasync hooks */
 
 static int rm_one(const char *path, const struct stat *st, int flag,
 		  struct FTW *ftw)
@@ -133,8 +133,7 @@ static struct blob *open_blob(struct fixture *fx, uint64_t size)
 {
 	struct blob *b = NULL;
 
-	assert_int_equal(blob_open(fx->c, "hf", "sha256:abc", size, CS, &b),
-			 0);
+	assert_int_equal(blob_open(fx->c, "hf", "sha256:abc", size, CS, &b), 0);
 	assert_non_null(b);
 	return b;
 }
@@ -150,7 +149,8 @@ static void complete_chunk(struct blob *b, uint64_t idx)
 	memset(buf, (int)(idx + 1), len);
 	assert_int_equal(pwrite_all(b->files.data_fd, buf, len, off), 0);
 	assert_int_equal(cache_sums_write(b->files.sums_fd, idx,
-					  cache_chunk_sum(buf, len)), 0);
+					  cache_chunk_sum(buf, len)),
+			 0);
 	chunkmap_set(b->map, idx, CHUNK_DONE);
 }
 
@@ -206,8 +206,8 @@ static void test_open_new(void **state)
 	assert_int_equal(b->nchunks, 11);
 	assert_int_equal(chunkmap_nchunks(b->map), 11);
 	assert_int_equal(chunkmap_done_count(b->map), 0);
-	assert_int_equal(cache_blob_path(fx->c, hex, ".state", path,
-					 sizeof(path)), 0);
+	assert_int_equal(
+		cache_blob_path(fx->c, hex, ".state", path, sizeof(path)), 0);
 	assert_string_equal(b->sidecar_path, path);
 	assert_int_equal(fstat(b->files.data_fd, &st), 0);
 	assert_int_equal(st.st_size, SIZE);
@@ -231,7 +231,7 @@ static void test_save_and_reopen(void **state)
 	complete_chunk(b, 10);
 	chunkmap_set(b->map, 5, CHUNK_INFLIGHT);
 	assert_int_equal(blob_save(b), 0);
-	assert_int_equal(fdatasync_calls, 2);	/* data and sums */
+	assert_int_equal(fdatasync_calls, 2); /* data and sums */
 	assert_int_equal(chunkmap_durable_count(b->map), 3);
 	blob_free(b);
 
@@ -241,8 +241,8 @@ static void test_save_and_reopen(void **state)
 	assert_int_equal(chunkmap_done_bytes(b->map), 2 * CS + 100);
 	for (i = 0; i < 11; i++)
 		assert_int_equal(chunkmap_get(b->map, i),
-				 i == 0 || i == 1 || i == 10 ? CHUNK_DONE
-							     : CHUNK_MISSING);
+				 i == 0 || i == 1 || i == 10 ? CHUNK_DONE :
+							       CHUNK_MISSING);
 	blob_free(b);
 }
 
@@ -434,7 +434,7 @@ static void test_missing_sidecar_keeps_sums(void **state)
 	struct blob *b = open_blob(fx, SIZE), *b2;
 	bool done = false;
 
-	complete_chunk(b, 6);	/* not saved */
+	complete_chunk(b, 6); /* not saved */
 	b2 = open_blob(fx, SIZE);
 	assert_int_equal(chunkmap_done_count(b2->map), 0);
 	assert_false(sums_all_zero(b2));
@@ -472,7 +472,7 @@ static void test_probe_chunk(void **state)
 	assert_int_equal(blob_probe_chunk(b, 3, &done), 0);
 	assert_false(done);
 	complete_chunk(b, 3);
-	complete_chunk(b, 10);	/* the short one */
+	complete_chunk(b, 10); /* the short one */
 	chunkmap_set(b->map, 3, CHUNK_MISSING);
 	assert_int_equal(blob_probe_chunk(b, 3, &done), 0);
 	assert_true(done);

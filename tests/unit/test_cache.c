@@ -38,7 +38,7 @@
 int __real_fallocate64(int fd, int mode, off_t off, off_t len);
 int __wrap_fallocate64(int fd, int mode, off_t off, off_t len);
 
-static int fallocate_errno;	/* 0: pass through */
+static int fallocate_errno; /* 0: pass through */
 
 int __wrap_fallocate64(int fd, int mode, off_t off, off_t len)
 {
@@ -50,8 +50,8 @@ int __wrap_fallocate64(int fd, int mode, off_t off, off_t len)
 }
 
 struct fixture {
-	char dir[1024];		/* a fresh temporary folder */
-	char cdir[1100];	/* dir/cache */
+	char dir[1024]; /* a fresh temporary folder */
+	char cdir[1100]; /* dir/cache */
 	struct cache *c;
 };
 
@@ -438,8 +438,8 @@ static void test_blob_path(void **state)
 	char out[PATH_MAX], want[PATH_MAX + 64];
 	const char *hex = "abcdef0123456789abcdef0123456789";
 
-	assert_int_equal(cache_blob_path(fx->c, hex, ".state", out,
-					 sizeof(out)), 0);
+	assert_int_equal(
+		cache_blob_path(fx->c, hex, ".state", out, sizeof(out)), 0);
 	snprintf(want, sizeof(want), "%s/blobs/ab/%s.state", fx->cdir, hex);
 	assert_string_equal(out, want);
 	assert_int_equal(cache_blob_path(fx->c, hex, "", out, sizeof(out)), 0);
@@ -469,7 +469,7 @@ static void test_blob_open_sizes_sparse(void **state)
 	assert_int_equal(cache_blob_open(fx->c, HEX, GIB + 5, CS, &f), 0);
 	assert_int_equal(fstat(f.data_fd, &st), 0);
 	assert_int_equal(st.st_size, GIB + 5);
-	assert_true((uint64_t)st.st_blocks * 512 < MIB);	/* sparse */
+	assert_true((uint64_t)st.st_blocks * 512 < MIB); /* sparse */
 	assert_int_equal(fd_size(f.sums_fd), (GIB / CS + 1) * 8);
 	assert_true(f.lock_fd >= 0);
 	assert_true(fcntl(f.data_fd, F_GETFD) & FD_CLOEXEC);
@@ -478,7 +478,7 @@ static void test_blob_open_sizes_sparse(void **state)
 	assert_true((fcntl(f.data_fd, F_GETFL) & O_ACCMODE) == O_RDWR);
 	cache_blob_files_close(&f);
 	assert_int_equal(f.data_fd, -1);
-	cache_blob_files_close(&f);	/* twice is harmless */
+	cache_blob_files_close(&f); /* twice is harmless */
 
 	/* Past 4 GiB and an empty file. */
 	assert_int_equal(cache_blob_open(fx->c, HEX, 17 * GIB, CS, &f), 0);
@@ -545,8 +545,8 @@ static void test_blob_open_errors_leave_no_fd(void **state)
 	assert_int_equal(cache_blob_open(fx->c, HEX, 1ull << 63, CS, &f),
 			 -EFBIG);
 	/* The sums file is a folder: data was opened, then closed again. */
-	assert_int_equal(cache_blob_path(fx->c, HEX, ".sums", path,
-					 sizeof(path)), 0);
+	assert_int_equal(
+		cache_blob_path(fx->c, HEX, ".sums", path, sizeof(path)), 0);
 	assert_int_equal(cache_blob_open(fx->c, HEX, 10, CS, &f), 0);
 	cache_blob_files_close(&f);
 	assert_int_equal(unlink(path), 0);
@@ -556,8 +556,8 @@ static void test_blob_open_errors_leave_no_fd(void **state)
 	assert_int_equal(f.sums_fd, -1);
 	rmdir(path);
 	/* Same for the lock file. */
-	assert_int_equal(cache_blob_path(fx->c, HEX, ".lock", path,
-					 sizeof(path)), 0);
+	assert_int_equal(
+		cache_blob_path(fx->c, HEX, ".lock", path, sizeof(path)), 0);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(mkdir(path, 0700), 0);
 	assert_true(cache_blob_open(fx->c, HEX, 10, CS, &f) < 0);
@@ -594,7 +594,7 @@ static void test_sums_write_and_clear(void **state)
 	assert_int_equal(cache_sums_write(f.sums_fd, 9, 0x0102030405060708ull),
 			 0);
 	assert_int_equal(pread_all(f.sums_fd, raw, 8, 72), 0);
-	for (i = 0; i < 8; i++)	/* little-endian */
+	for (i = 0; i < 8; i++) /* little-endian */
 		assert_int_equal(raw[i], 8 - i);
 	assert_int_equal(cache_sums_clear(f.sums_fd, 10), 0);
 	assert_int_equal(fd_size(f.sums_fd), 80);
@@ -615,7 +615,7 @@ static void test_sums_clear_without_punch_hole(void **state)
 {
 	struct fixture *fx = *state;
 	struct cache_blob_files f;
-	uint64_t n = 20000, i;	/* 160,000 bytes: several blocks */
+	uint64_t n = 20000, i; /* 160,000 bytes: several blocks */
 	uint8_t raw[8];
 
 	assert_int_equal(cache_blob_open(fx->c, HEX, n * CS, CS, &f), 0);
@@ -681,35 +681,37 @@ static void test_chunk_check(void **state)
 			 0);
 	fill(buf, cs, 7);
 	/* No entry yet: not done, whatever the bytes. */
-	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, 1, cs, cs,
-					   &ok), 0);
+	assert_int_equal(
+		cache_chunk_check(f.data_fd, f.sums_fd, 1, cs, cs, &ok), 0);
 	assert_false(ok);
 	assert_int_equal(pwrite_all(f.data_fd, buf, cs, cs), 0);
-	assert_int_equal(cache_sums_write(f.sums_fd, 1,
-					  cache_chunk_sum(buf, cs)), 0);
-	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, 1, cs, cs,
-					   &ok), 0);
+	assert_int_equal(
+		cache_sums_write(f.sums_fd, 1, cache_chunk_sum(buf, cs)), 0);
+	assert_int_equal(
+		cache_chunk_check(f.data_fd, f.sums_fd, 1, cs, cs, &ok), 0);
 	assert_true(ok);
 	/* One byte changed on disk: not trusted. */
 	assert_int_equal(pwrite_all(f.data_fd, "X", 1, 2 * cs - 1), 0);
-	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, 1, cs, cs,
-					   &ok), 0);
+	assert_int_equal(
+		cache_chunk_check(f.data_fd, f.sums_fd, 1, cs, cs, &ok), 0);
 	assert_false(ok);
 	/* The short last chunk. */
 	fill(buf, 1000, 9);
 	assert_int_equal(pwrite_all(f.data_fd, buf, 1000, 3 * cs), 0);
-	assert_int_equal(cache_sums_write(f.sums_fd, 3,
-					  cache_chunk_sum(buf, 1000)), 0);
+	assert_int_equal(
+		cache_sums_write(f.sums_fd, 3, cache_chunk_sum(buf, 1000)), 0);
 	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, 3, 3 * cs,
-					   1000, &ok), 0);
+					   1000, &ok),
+			 0);
 	assert_true(ok);
 	/* A data file shorter than the chunk: not done, not an error. */
 	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, 3, 3 * cs,
-					   2000, &ok), 0);
+					   2000, &ok),
+			 0);
 	assert_false(ok);
 	/* An entry past the end of sums: none. */
-	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, 4, 0, 10,
-					   &ok), 0);
+	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, 4, 0, 10, &ok),
+			 0);
 	assert_false(ok);
 	/* Read errors are returned. */
 	assert_int_equal(cache_chunk_check(f.data_fd, -1, 1, cs, cs, &ok),
@@ -717,8 +719,9 @@ static void test_chunk_check(void **state)
 	assert_int_equal(cache_chunk_check(-1, f.sums_fd, 1, cs, cs, &ok),
 			 -EBADF);
 	assert_false(ok);
-	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, UINT64_MAX,
-					   0, 1, &ok), -EINVAL);
+	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, UINT64_MAX, 0,
+					   1, &ok),
+			 -EINVAL);
 	cache_blob_files_close(&f);
 	free(buf);
 }
@@ -749,9 +752,9 @@ static void test_locks_between_descriptions(void **state)
 }
 
 /* Child side of the two-process test; exits with the failing line. */
-#define CHILD_CHECK(cond)                        \
-	do {                                     \
-		if (!(cond))                     \
+#define CHILD_CHECK(cond)                          \
+	do {                                       \
+		if (!(cond))                       \
 			_exit(__LINE__ % 250 + 1); \
 	} while (0)
 
@@ -812,7 +815,7 @@ static void test_two_processes_share_a_blob(void **state)
 		CHILD_CHECK(!cache_sums_write(g.sums_fd, k + 2,
 					      cache_chunk_sum(other, CS)));
 		child_step(to_child[0], to_parent[1], 'X', 'D');
-		_exit(0);	/* dies holding the lock */
+		_exit(0); /* dies holding the lock */
 	}
 	close(to_child[0]);
 	close(to_parent[1]);
@@ -821,17 +824,18 @@ static void test_two_processes_share_a_blob(void **state)
 	assert_int_equal(cache_chunk_trylock(f.lock_fd, k), -EAGAIN);
 	assert_int_equal(cache_chunk_trylock(f.lock_fd, k + 1), 0);
 	assert_int_equal(cache_chunk_unlock(f.lock_fd, k + 1), 0);
-	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, k, off, CS,
-					   &ok), 0);
+	assert_int_equal(
+		cache_chunk_check(f.data_fd, f.sums_fd, k, off, CS, &ok), 0);
 	assert_false(ok);
 
 	parent_step(to_parent[0], to_child[1], 'D', 'W');
 	/* Seen at once through the page cache, no fsync needed. */
-	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, k, off, CS,
-					   &ok), 0);
+	assert_int_equal(
+		cache_chunk_check(f.data_fd, f.sums_fd, k, off, CS, &ok), 0);
 	assert_true(ok);
 	assert_int_equal(cache_chunk_check(f.data_fd, f.sums_fd, k + 2,
-					   off + 2 * CS, CS, &ok), 0);
+					   off + 2 * CS, CS, &ok),
+			 0);
 	assert_false(ok);
 	assert_int_equal(cache_chunk_trylock(f.lock_fd, k), -EAGAIN);
 
@@ -899,9 +903,11 @@ static struct manifest *mk_manifest(void)
 
 	assert_int_equal(manifest_new(&m), 0);
 	assert_int_equal(manifest_add(m, "a/b.bin", MENTRY_FILE, 5 * GIB, 7,
-				      "abc", "sha256", NULL), 0);
+				      "abc", "sha256", NULL),
+			 0);
 	assert_int_equal(manifest_add(m, "c", MENTRY_FILE, 1, 8, NULL, NULL,
-				      "https://x/c"), 0);
+				      "https://x/c"),
+			 0);
 	assert_int_equal(manifest_finish(m), 0);
 	m->source = strdup("hf://org/model");
 	m->version = strdup("0123abcd");
@@ -915,12 +921,13 @@ static void test_manifest_save_load(void **state)
 	uint64_t idx;
 
 	assert_int_equal(cache_load_manifest(fx->c, "hf://org/model", "v1",
-					     &back), -ENOENT);
+					     &back),
+			 -ENOENT);
 	assert_null(back);
 	assert_int_equal(cache_save_manifest(fx->c, "hf://org/model", "v1", m),
 			 0);
-	assert_int_equal(cache_load_manifest(fx->c, "hf://org/model", "v1",
-					     &back), 0);
+	assert_int_equal(
+		cache_load_manifest(fx->c, "hf://org/model", "v1", &back), 0);
 	assert_int_equal(manifest_find(back, "a/b.bin", &idx), 0);
 	assert_int_equal(back->entries[idx].size, 5 * GIB);
 	assert_string_equal(back->source, "hf://org/model");
@@ -928,9 +935,11 @@ static void test_manifest_save_load(void **state)
 	manifest_free(back);
 	/* Another key or version is another file. */
 	assert_int_equal(cache_load_manifest(fx->c, "hf://org/other", "v1",
-					     &back), -ENOENT);
+					     &back),
+			 -ENOENT);
 	assert_int_equal(cache_load_manifest(fx->c, "hf://org/model", "v2",
-					     &back), -ENOENT);
+					     &back),
+			 -ENOENT);
 	manifest_free(m);
 }
 
@@ -1034,15 +1043,15 @@ static void test_refs(void **state)
 	assert_int_equal(cache_save_ref(fx->c, "hf://o/m", "refs/pr/1", "a"),
 			 0);
 	assert_int_equal(cache_save_ref(fx->c, "hf://o/m", "..", "b"), 0);
-	assert_int_equal(cache_load_ref(fx->c, "hf://o/m", "refs/pr/1",
-					&commit), 0);
+	assert_int_equal(
+		cache_load_ref(fx->c, "hf://o/m", "refs/pr/1", &commit), 0);
 	assert_string_equal(commit, "a");
 	free(commit);
 	assert_int_equal(cache_load_ref(fx->c, "hf://o/m", "..", &commit), 0);
 	assert_string_equal(commit, "b");
 	free(commit);
-	assert_int_equal(cache_load_ref(fx->c, "hf://o/other", "main",
-					&commit), -ENOENT);
+	assert_int_equal(cache_load_ref(fx->c, "hf://o/other", "main", &commit),
+			 -ENOENT);
 	assert_int_equal(cache_save_ref(fx->c, "k", "main", "a\nb"), -EINVAL);
 	assert_int_equal(cache_save_ref(fx->c, "k", "main", ""), -EINVAL);
 	assert_int_equal(cache_save_ref(fx->c, "k", "main", NULL), -EINVAL);

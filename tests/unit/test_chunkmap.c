@@ -65,20 +65,20 @@ static void test_accessors_and_ranges(void **state)
 	assert_int_equal(len, 123);
 	chunkmap_free(map);
 
-	map = mk_map(4 * CS, CS);	/* exact multiple: full last chunk */
+	map = mk_map(4 * CS, CS); /* exact multiple: full last chunk */
 	chunkmap_chunk_range(map, 3, &off, &len);
 	assert_int_equal(off, 3 * CS);
 	assert_int_equal(len, CS);
 	chunkmap_free(map);
 
-	map = mk_map(17 * GIB, CS);	/* offsets past 32 bits */
+	map = mk_map(17 * GIB, CS); /* offsets past 32 bits */
 	assert_int_equal(chunkmap_nchunks(map), 278528);
 	chunkmap_chunk_range(map, 278527, &off, &len);
 	assert_int_equal(off, 17 * GIB - CS);
 	assert_int_equal(len, CS);
 	chunkmap_free(map);
 
-	map = mk_map(100, 64 * MIB);	/* smaller than one chunk */
+	map = mk_map(100, 64 * MIB); /* smaller than one chunk */
 	assert_int_equal(chunkmap_nchunks(map), 1);
 	chunkmap_chunk_range(map, 0, &off, &len);
 	assert_int_equal(len, 100);
@@ -144,7 +144,7 @@ static void test_states_and_counts(void **state)
 	assert_int_equal(chunkmap_get(map, 4), CHUNK_INFLIGHT);
 	assert_int_equal(chunkmap_done_count(map), 0);
 	chunkmap_set(map, 4, CHUNK_DONE);
-	chunkmap_set(map, 4, CHUNK_DONE);	/* no-op */
+	chunkmap_set(map, 4, CHUNK_DONE); /* no-op */
 	assert_int_equal(chunkmap_get(map, 4), CHUNK_DONE);
 	assert_int_equal(chunkmap_done_count(map), 1);
 	chunkmap_set(map, 5, CHUNK_FAILED);
@@ -173,8 +173,8 @@ static void test_all_done(void **state)
 	for (i = 0; i < 11; i++)
 		chunkmap_set(map, i, CHUNK_DONE);
 	assert_true(chunkmap_all_done(map, 0, 10));
-	assert_false(chunkmap_all_done(map, 0, 11));	/* past the end */
-	assert_true(chunkmap_all_done(map, 5, 4));	/* empty range */
+	assert_false(chunkmap_all_done(map, 0, 11)); /* past the end */
+	assert_true(chunkmap_all_done(map, 5, 4)); /* empty range */
 	chunkmap_free(map);
 }
 
@@ -219,43 +219,45 @@ static void test_next_missing(void **state)
 	chunkmap_set(map, 8, CHUNK_INFLIGHT);
 	chunkmap_set(map, 9, CHUNK_FAILED);
 
-	assert_int_equal(chunkmap_next_missing(map, 0, false, 100, &first,
-					       &count), 0);
+	assert_int_equal(
+		chunkmap_next_missing(map, 0, false, 100, &first, &count), 0);
 	assert_int_equal(first, 4);
 	assert_int_equal(count, 3);
-	assert_int_equal(chunkmap_next_missing(map, 0, false, 2, &first,
-					       &count), 0);
+	assert_int_equal(
+		chunkmap_next_missing(map, 0, false, 2, &first, &count), 0);
 	assert_int_equal(first, 4);
 	assert_int_equal(count, 2);
-	assert_int_equal(chunkmap_next_missing(map, 5, false, 0, &first,
-					       &count), 0);
+	assert_int_equal(
+		chunkmap_next_missing(map, 5, false, 0, &first, &count), 0);
 	assert_int_equal(first, 5);
-	assert_int_equal(count, 2);	/* 0: no limit */
+	assert_int_equal(count, 2); /* 0: no limit */
 	/* FAILED counts as missing; QUEUED and INFLIGHT do not. */
-	assert_int_equal(chunkmap_next_missing(map, 7, false, 100, &first,
-					       &count), 0);
+	assert_int_equal(
+		chunkmap_next_missing(map, 7, false, 100, &first, &count), 0);
 	assert_int_equal(first, 9);
 	assert_int_equal(count, 1);
 	/* Nothing after 10 without wrapping; with it, back to 4. */
 	assert_int_equal(chunkmap_next_missing(map, 10, false, 100, &first,
-					       &count), -ENOENT);
-	assert_int_equal(chunkmap_next_missing(map, 10, true, 100, &first,
-					       &count), 0);
+					       &count),
+			 -ENOENT);
+	assert_int_equal(
+		chunkmap_next_missing(map, 10, true, 100, &first, &count), 0);
 	assert_int_equal(first, 4);
 	assert_int_equal(count, 3);
 	/* from past the end. */
 	assert_int_equal(chunkmap_next_missing(map, 20, false, 100, &first,
-					       &count), -ENOENT);
-	assert_int_equal(chunkmap_next_missing(map, 999, true, 100, &first,
-					       &count), 0);
+					       &count),
+			 -ENOENT);
+	assert_int_equal(
+		chunkmap_next_missing(map, 999, true, 100, &first, &count), 0);
 	assert_int_equal(first, 4);
 
 	/* A run stops at the last chunk, it never wraps. */
 	chunkmap_set(map, 18, CHUNK_MISSING);
 	chunkmap_set(map, 19, CHUNK_MISSING);
 	chunkmap_set(map, 0, CHUNK_MISSING);
-	assert_int_equal(chunkmap_next_missing(map, 17, true, 100, &first,
-					       &count), 0);
+	assert_int_equal(
+		chunkmap_next_missing(map, 17, true, 100, &first, &count), 0);
 	assert_int_equal(first, 18);
 	assert_int_equal(count, 2);
 
@@ -263,14 +265,16 @@ static void test_next_missing(void **state)
 	for (i = 0; i < 20; i++)
 		chunkmap_set(map, i, CHUNK_DONE);
 	assert_int_equal(chunkmap_next_missing(map, 3, true, 100, &first,
-					       &count), -ENOENT);
+					       &count),
+			 -ENOENT);
 	assert_int_equal(chunkmap_next_missing(map, 0, true, 100, &first,
-					       &count), -ENOENT);
+					       &count),
+			 -ENOENT);
 	chunkmap_free(map);
 
 	map = mk_map(0, CS);
-	assert_int_equal(chunkmap_next_missing(map, 0, true, 1, &first,
-					       &count), -ENOENT);
+	assert_int_equal(chunkmap_next_missing(map, 0, true, 1, &first, &count),
+			 -ENOENT);
 	chunkmap_free(map);
 }
 
@@ -378,7 +382,7 @@ static void test_sync_after_discard(void **state)
 	chunkmap_sync_end(map, snap);
 	assert_int_equal(chunkmap_durable_count(map), 2);
 
-	chunkmap_set(map, 2, CHUNK_MISSING);	/* failed verification */
+	chunkmap_set(map, 2, CHUNK_MISSING); /* failed verification */
 	assert_int_equal(chunkmap_durable_count(map), 1);
 	assert_true(chunkmap_sync_begin(map, snap) > 0);
 	assert_false(sidecar_test(snap, 2));
@@ -406,7 +410,7 @@ static void test_sync_discard_during_sync(void **state)
 	chunkmap_set(map, 2, CHUNK_DONE);
 	chunkmap_set(map, 3, CHUNK_DONE);
 	assert_int_equal(chunkmap_sync_begin(map, snap), 3);
-	chunkmap_set(map, 2, CHUNK_MISSING);	/* gone */
+	chunkmap_set(map, 2, CHUNK_MISSING); /* gone */
 	/* Gone, then fetched again: its new bytes are not synced. */
 	chunkmap_set(map, 3, CHUNK_MISSING);
 	chunkmap_set(map, 3, CHUNK_DONE);
@@ -470,8 +474,7 @@ static void *chaos_thread(void *arg)
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		chunkmap_set(w->map, (x >> 8) % 512,
-			     (enum chunk_state)(x % 5));
+		chunkmap_set(w->map, (x >> 8) % 512, (enum chunk_state)(x % 5));
 	}
 	return NULL;
 }
@@ -512,8 +515,8 @@ static void test_threads_keep_counts_exact(void **state)
 		w[i].id = (unsigned int)i;
 		w[i].seed = 0x9e3779b97f4a7c15ull * (i + 1);
 		assert_int_equal(pthread_create(&t[i], NULL,
-						i < NTHREADS ? owner_thread
-							     : saver_thread,
+						i < NTHREADS ? owner_thread :
+							       saver_thread,
 						&w[i]),
 				 0);
 	}
@@ -533,8 +536,8 @@ static void test_threads_keep_counts_exact(void **state)
 	/* Now a free-for-all on 512 shared chunks, with the saver. */
 	for (i = 0; i <= NTHREADS; i++)
 		assert_int_equal(pthread_create(&t[i], NULL,
-						i < NTHREADS ? chaos_thread
-							     : saver_thread,
+						i < NTHREADS ? chaos_thread :
+							       saver_thread,
 						&w[i]),
 				 0);
 	for (i = 0; i <= NTHREADS; i++) {

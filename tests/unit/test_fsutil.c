@@ -85,7 +85,7 @@ static void test_mkdir_p(void **state)
 	snprintf(path, sizeof(path), "%s/a//b/c/", fx->dir);
 	assert_int_equal(mkdir_p(path, 0700), 0);
 	assert_true(is_dir(path));
-	assert_int_equal(mkdir_p(path, 0700), 0);	/* there already */
+	assert_int_equal(mkdir_p(path, 0700), 0); /* there already */
 
 	snprintf(file, sizeof(file), "%s/a/file", fx->dir);
 	f = fopen(file, "w");
@@ -123,7 +123,7 @@ static void test_fsync_parent(void **state)
 
 	snprintf(path, sizeof(path), "%s/any", fx->dir);
 	assert_int_equal(fsync_parent(path), 0);
-	assert_int_equal(fsync_parent("relative"), 0);	/* "." */
+	assert_int_equal(fsync_parent("relative"), 0); /* "." */
 	snprintf(path, sizeof(path), "%s/gone/any", fx->dir);
 	assert_int_equal(fsync_parent(path), -ENOENT);
 }

@@ -33,7 +33,8 @@ static int m_teardown(void **state)
 static void add_file(struct manifest *m, const char *path, uint64_t size)
 {
 	assert_int_equal(manifest_add(m, path, MENTRY_FILE, size, 100, NULL,
-				      NULL, NULL), 0);
+				      NULL, NULL),
+			 0);
 }
 
 static uint64_t find(const struct manifest *m, const char *path)
@@ -88,7 +89,8 @@ static void test_add_and_find(void **state)
 	uint64_t a, ab, abc, x, idx;
 
 	assert_int_equal(manifest_add(m, "a/b/c.bin", MENTRY_FILE, 5 * GIB, 42,
-				      "sha-of-c", "sha256", "https://h/c"), 0);
+				      "sha-of-c", "sha256", "https://h/c"),
+			 0);
 	/* Parents made on the way, as folders, in order. */
 	assert_int_equal(m->n, 4);
 	a = find(m, "a");
@@ -135,8 +137,8 @@ static void test_strings_are_copied(void **state)
 	char path[] = "dir/file", id[] = "id";
 	uint64_t idx;
 
-	assert_int_equal(manifest_add(m, path, MENTRY_FILE, 1, 0, id, NULL,
-				      NULL), 0);
+	assert_int_equal(
+		manifest_add(m, path, MENTRY_FILE, 1, 0, id, NULL, NULL), 0);
 	path[0] = 'X';
 	id[0] = 'X';
 	idx = find(m, "dir/file");
@@ -146,8 +148,8 @@ static void test_strings_are_copied(void **state)
 static void test_bad_paths(void **state)
 {
 	static const char *const bad[] = {
-		"",    "/a", "a/", "a//b", "./a",  "a/./b", "a/../b",
-		"..",  ".",  "/",  "a/..", "../x", "//",
+		"",   "/a", "a/", "a//b", "./a",  "a/./b", "a/../b",
+		"..", ".",  "/",  "a/..", "../x", "//",
 	};
 	struct manifest *m = *state;
 	char longc[300], longp[PATH_MAX + 10];
@@ -155,22 +157,27 @@ static void test_bad_paths(void **state)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(manifest_add(m, bad[i], MENTRY_FILE, 1, 0,
-					      NULL, NULL, NULL), -EINVAL);
+					      NULL, NULL, NULL),
+				 -EINVAL);
 	assert_int_equal(manifest_add(m, NULL, MENTRY_FILE, 1, 0, NULL, NULL,
-				      NULL), -EINVAL);
+				      NULL),
+			 -EINVAL);
 	assert_int_equal(manifest_add(m, "ok", (enum mentry_type)7, 1, 0, NULL,
-				      NULL, NULL), -EINVAL);
+				      NULL, NULL),
+			 -EINVAL);
 	memset(longc, 'c', sizeof(longc));
-	longc[256] = 0;		/* one component of 256 bytes */
+	longc[256] = 0; /* one component of 256 bytes */
 	assert_int_equal(manifest_add(m, longc, MENTRY_FILE, 1, 0, NULL, NULL,
-				      NULL), -EINVAL);
+				      NULL),
+			 -EINVAL);
 	longc[255] = 0;
-	add_file(m, longc, 1);	/* 255 is fine */
+	add_file(m, longc, 1); /* 255 is fine */
 	for (i = 0; i + 2 < sizeof(longp); i += 2)
 		memcpy(longp + i, "d/", 2);
-	longp[PATH_MAX] = 0;	/* "d/d/d/...": too long as a whole */
+	longp[PATH_MAX] = 0; /* "d/d/d/...": too long as a whole */
 	assert_int_equal(manifest_add(m, longp, MENTRY_FILE, 1, 0, NULL, NULL,
-				      NULL), -EINVAL);
+				      NULL),
+			 -EINVAL);
 	/* Nothing half-added. */
 	assert_int_equal(m->n, 2);
 }
@@ -182,16 +189,19 @@ static void test_duplicates(void **state)
 
 	add_file(m, "a/f", 1);
 	assert_int_equal(manifest_add(m, "a/f", MENTRY_FILE, 2, 0, NULL, NULL,
-				      NULL), -EEXIST);
+				      NULL),
+			 -EEXIST);
 	assert_int_equal(manifest_add(m, "a/f", MENTRY_DIR, 0, 0, NULL, NULL,
-				      NULL), -EEXIST);
+				      NULL),
+			 -EEXIST);
 	assert_int_equal(manifest_add(m, "a", MENTRY_FILE, 2, 0, NULL, NULL,
-				      NULL), -EEXIST);
+				      NULL),
+			 -EEXIST);
 	/* A folder again, made up or listed: fine, it takes the mtime. */
-	assert_int_equal(manifest_add(m, "a", MENTRY_DIR, 0, 555, NULL, NULL,
-				      NULL), 0);
-	assert_int_equal(manifest_add(m, "a", MENTRY_DIR, 0, 777, NULL, NULL,
-				      NULL), 0);
+	assert_int_equal(
+		manifest_add(m, "a", MENTRY_DIR, 0, 555, NULL, NULL, NULL), 0);
+	assert_int_equal(
+		manifest_add(m, "a", MENTRY_DIR, 0, 777, NULL, NULL, NULL), 0);
 	idx = find(m, "a");
 	assert_int_equal(m->entries[idx].mtime, 777);
 	assert_int_equal(m->n, 3);
@@ -204,9 +214,11 @@ static void test_file_as_parent(void **state)
 
 	add_file(m, "a/f", 1);
 	assert_int_equal(manifest_add(m, "a/f/g", MENTRY_FILE, 1, 0, NULL, NULL,
-				      NULL), -ENOTDIR);
+				      NULL),
+			 -ENOTDIR);
 	assert_int_equal(manifest_add(m, "a/f/g/h", MENTRY_DIR, 0, 0, NULL,
-				      NULL, NULL), -ENOTDIR);
+				      NULL, NULL),
+			 -ENOTDIR);
 	assert_int_equal(m->n, 3);
 }
 
@@ -216,19 +228,21 @@ static void test_sizes(void **state)
 
 	assert_int_equal(manifest_add(m, "huge", MENTRY_FILE,
 				      (uint64_t)INT64_MAX + 1, 0, NULL, NULL,
-				      NULL), -EOVERFLOW);
+				      NULL),
+			 -EOVERFLOW);
 	add_file(m, "max", INT64_MAX);
 	/* A folder has no size. */
 	assert_int_equal(manifest_add(m, "d", MENTRY_DIR, 12345, 0, NULL, NULL,
-				      NULL), 0);
+				      NULL),
+			 0);
 	assert_int_equal(m->entries[find(m, "d")].size, 0);
 }
 
 static void test_finish_sorts_and_freezes(void **state)
 {
 	struct manifest *m = *state;
-	static const char *const names[] = { "b", "a", "B", "\xc3\xa9", "a0",
-					     "_", "aa" };
+	static const char *const names[] = { "b",  "a", "B", "\xc3\xa9",
+					     "a0", "_", "aa" };
 	const struct mentry *root;
 	uint64_t idx;
 	size_t i;
@@ -239,7 +253,7 @@ static void test_finish_sorts_and_freezes(void **state)
 	add_file(m, "z/1", 1);
 	assert_int_equal(manifest_finish(m), 0);
 	assert_true(m->finished);
-	assert_int_equal(manifest_finish(m), 0);	/* again: no-op */
+	assert_int_equal(manifest_finish(m), 0); /* again: no-op */
 	root = &m->entries[0];
 	assert_int_equal(root->nchildren, 8);
 	for (i = 1; i < root->nchildren; i++)
@@ -255,13 +269,13 @@ static void test_finish_sorts_and_freezes(void **state)
 	assert_int_equal(manifest_lookup(m, 0, NULL, &idx), -ENOENT);
 	assert_int_equal(manifest_lookup(m, find(m, "z"), "1", &idx), 0);
 	assert_int_equal(idx, find(m, "z/1"));
-	assert_int_equal(manifest_lookup(m, find(m, "b"), "x", &idx),
-			 -ENOTDIR);
+	assert_int_equal(manifest_lookup(m, find(m, "b"), "x", &idx), -ENOTDIR);
 	assert_int_equal(manifest_lookup(m, m->n, "x", &idx), -ENOENT);
 	/* A file has no children; read-only now. */
 	assert_int_equal(m->entries[find(m, "b")].nchildren, 0);
 	assert_int_equal(manifest_add(m, "new", MENTRY_FILE, 1, 0, NULL, NULL,
-				      NULL), -EBUSY);
+				      NULL),
+			 -EBUSY);
 }
 
 static void test_totals(void **state)
@@ -272,8 +286,8 @@ static void test_totals(void **state)
 	assert_int_equal(manifest_file_count(m), 0);
 	add_file(m, "a/b", 5 * GIB);
 	add_file(m, "a/c", 3);
-	assert_int_equal(manifest_add(m, "d", MENTRY_DIR, 0, 0, NULL, NULL,
-				      NULL), 0);
+	assert_int_equal(
+		manifest_add(m, "d", MENTRY_DIR, 0, 0, NULL, NULL, NULL), 0);
 	assert_int_equal(manifest_total_bytes(m), 5 * GIB + 3);
 	assert_int_equal(manifest_file_count(m), 2);
 	/* Saturates instead of wrapping. */
@@ -341,15 +355,20 @@ static void test_json_round_trip(void **state)
 	assert_int_equal(manifest_add(m, "models/llama/model.safetensors",
 				      MENTRY_FILE, 17 * GIB, 1700000000,
 				      "e3b0c442", "sha256",
-				      "https://hf.co/x/resolve/abc/model"), 0);
+				      "https://hf.co/x/resolve/abc/model"),
+			 0);
 	assert_int_equal(manifest_add(m, "models", MENTRY_DIR, 0, -5, NULL,
-				      NULL, NULL), 0);
+				      NULL, NULL),
+			 0);
 	assert_int_equal(manifest_add(m, "README.md", MENTRY_FILE, 0, 1,
-				      "\"etag\"", "etag", NULL), 0);
+				      "\"etag\"", "etag", NULL),
+			 0);
 	assert_int_equal(manifest_add(m, "empty", MENTRY_DIR, 0, 3, NULL, NULL,
-				      NULL), 0);
+				      NULL),
+			 0);
 	assert_int_equal(manifest_add(m, "\xc3\xa9t\xc3\xa9 \"q\"\\",
-				      MENTRY_FILE, 9, 0, NULL, NULL, NULL), 0);
+				      MENTRY_FILE, 9, 0, NULL, NULL, NULL),
+			 0);
 	assert_int_equal(manifest_finish(m), 0);
 	m->source = strdup("hf://org/model");
 	m->version = strdup("abc123");
@@ -427,7 +446,7 @@ static void test_json_malformed(void **state)
 		"{'format': 1, 'source': 1, 'entries': []}",
 		"{'format': 1, 'version': true, 'entries': []}",
 		"{'format': 1, 'entries': []} trailing",
-		/* Entries: E( fields ) */
+	/* Entries: E( fields ) */
 #define E(fields) "{'format': 1, 'entries': [{" fields "}]}"
 		E("'type': 'file', 'size': 1"),
 		E("'path': 5, 'type': 'file', 'size': 1"),

@@ -13,9 +13,9 @@
 
 #define KIB (1ull << 10)
 #define MIB (1ull << 20)
-#define CS (4 * MIB)		/* chunk size */
-#define NCHUNKS 1000ull		/* a 4000 MiB file */
-#define READ (128 * KIB)	/* one FUSE read */
+#define CS (4 * MIB) /* chunk size */
+#define NCHUNKS 1000ull /* a 4000 MiB file */
+#define READ (128 * KIB) /* one FUSE read */
 
 static const struct prefetch_opts opts = {
 	.chunk_size = CS,
@@ -70,7 +70,7 @@ static void test_sequential_doubles_to_max(void **state)
 	for (i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
 		uint64_t last;
 
-		off += CS;	/* whole chunks, back to back */
+		off += CS; /* whole chunks, back to back */
 		last = off / CS;
 		assert_true(plan(ps, &opts, off, CS, &from, &to));
 		assert_int_equal(to, last + windows[i]);
@@ -93,12 +93,12 @@ static void test_small_reads_do_not_replan(void **state)
 	assert_int_equal(from, 1);
 	assert_int_equal(to, 1);
 	assert_true(plan(ps, &opts, 2 * READ, READ, &from, &to));
-	assert_int_equal(from, 2);	/* window 2: chunk 1 already asked */
+	assert_int_equal(from, 2); /* window 2: chunk 1 already asked */
 	assert_int_equal(to, 2);
 	for (off = 3 * READ; off + READ <= CS && ps->window < 16 * CS;
 	     off += READ)
 		(void)plan(ps, &opts, off, READ, &from, &to);
-	assert_int_equal(ps->ra_next, 17);	/* chunks 1..16 asked for */
+	assert_int_equal(ps->ra_next, 17); /* chunks 1..16 asked for */
 	assert_false(plan(ps, &opts, off, READ, &from, &to));
 }
 

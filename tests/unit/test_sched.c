@@ -34,10 +34,10 @@
 #include "state/chunkmap.h"
 #include "state/verify.h"
 
-#define CS (64u << 10)			/* chunk size: the smallest valid */
+#define CS (64u << 10) /* chunk size: the smallest valid */
 #define NCHUNKS 16
-#define FSIZE ((uint64_t)NCHUNKS * CS - 1000)	/* the last chunk is short */
-#define WAIT_MS 10000			/* sched_wait timeout: never reached */
+#define FSIZE ((uint64_t)NCHUNKS * CS - 1000) /* the last chunk is short */
+#define WAIT_MS 10000 /* sched_wait timeout: never reached */
 
 struct fixture {
 	char dir[PATH_MAX];
@@ -98,8 +98,8 @@ static void write_chunk(int data_fd, int sums_fd, uint64_t size, uint64_t idx)
 	chunk_span(size, idx, &off, &len);
 	fill(buf, off, len);
 	assert_int_equal(pwrite_all(data_fd, buf, len, off), 0);
-	assert_int_equal(cache_sums_write(sums_fd, idx,
-					  cache_chunk_sum(buf, len)), 0);
+	assert_int_equal(
+		cache_sums_write(sums_fd, idx, cache_chunk_sum(buf, len)), 0);
 }
 
 static bool chunk_on_disk_ok(struct blob *b, uint64_t idx)
@@ -130,7 +130,7 @@ static int make_fixture(struct fixture *fx, const struct sched_opts *o)
 		sched_opts_default(&fx->o);
 		fx->o.chunk_size = CS;
 		fx->o.max_run_chunks = 4;
-		fx->o.save_interval_ms = 600000;	/* saves on request only */
+		fx->o.save_interval_ms = 600000; /* saves on request only */
 	}
 	if (sched_new(&fx->o, fx->cache, NULL, &fx->s))
 		return -1;
@@ -197,7 +197,8 @@ static void take(struct fixture *fx, bool background, struct fetch_job *job)
 	assert_true(job->count <= (uint64_t)fx->o.max_run_chunks);
 	assert_int_equal(job->off, job->first * CS);
 	assert_int_equal(job->end, (job->first + job->count) * CS > FSIZE ?
-				   FSIZE : (job->first + job->count) * CS);
+					   FSIZE :
+					   (job->first + job->count) * CS);
 	assert_int_equal(job->file_size, FSIZE);
 	assert_int_equal(job->chunk_size, CS);
 	assert_string_equal(job->origin, fx->t.url);
@@ -216,8 +217,7 @@ static void take_none(struct fixture *fx, bool background)
 	struct fetch_job job;
 	int next_ms = -2;
 
-	assert_int_equal(sched_take_job(fx->s, background, &job, &next_ms),
-			 0);
+	assert_int_equal(sched_take_job(fx->s, background, &job, &next_ms), 0);
 }
 
 /* Completes chunk idx of job: bytes, sums entry, DONE. */
@@ -256,14 +256,16 @@ static void want_cb(struct fixture *fx, uint64_t first, uint64_t last,
 		    enum sched_prio prio, struct cb *c)
 {
 	assert_int_equal(sched_want(fx->s, fx->fb, first, last, prio, cb_done,
-				    c, NULL), 0);
+				    c, NULL),
+			 0);
 }
 
 static void want_q(struct fixture *fx, uint64_t first, uint64_t last,
 		   enum sched_prio prio)
 {
 	assert_int_equal(sched_want(fx->s, fx->fb, first, last, prio, NULL,
-				    NULL, NULL), 0);
+				    NULL, NULL),
+			 0);
 }
 
 /* A thread blocked in sched_wait. */
@@ -324,9 +326,11 @@ static void test_want_rejects_bad_ranges(void **state)
 	struct cb c = { 0 };
 
 	assert_int_equal(sched_want(fx->s, fx->fb, 0, NCHUNKS, SCHED_DEMAND,
-				    cb_done, &c, NULL), -EINVAL);
-	assert_int_equal(sched_want(fx->s, fx->fb, 5, 4, SCHED_DEMAND,
-				    cb_done, &c, NULL), -EINVAL);
+				    cb_done, &c, NULL),
+			 -EINVAL);
+	assert_int_equal(sched_want(fx->s, fx->fb, 5, 4, SCHED_DEMAND, cb_done,
+				    &c, NULL),
+			 -EINVAL);
 	assert_int_equal(sched_wait(fx->s, fx->fb, 3, 2, SCHED_DEMAND, 100),
 			 -EINVAL);
 	assert_int_equal(atomic_load(&c.calls), 0);
@@ -344,8 +348,9 @@ static void test_want_of_done_chunks_returns_1(void **state)
 	want_q(fx, 2, 3, SCHED_DEMAND);
 	take(fx, true, &job);
 	serve(fx, &job);
-	assert_int_equal(sched_want(fx->s, fx->fb, 2, 3, SCHED_DEMAND,
-				    cb_done, &c, &w), 1);
+	assert_int_equal(sched_want(fx->s, fx->fb, 2, 3, SCHED_DEMAND, cb_done,
+				    &c, &w),
+			 1);
 	assert_null(w);
 	assert_int_equal(sched_wait(fx->s, fx->fb, 2, 2, SCHED_DEMAND, 0), 0);
 	assert_int_equal(atomic_load(&c.calls), 0);
@@ -375,10 +380,11 @@ static void test_offline_fails_missing_chunks(void **state)
 	o.offline = true;
 	assert_int_equal(sched_new(&o, fx->cache, NULL, &s2), 0);
 	assert_int_equal(sched_open(s2, &t, &fb2), 0);
-	assert_int_equal(sched_want(s2, fb2, 0, 0, SCHED_DEMAND, cb_done, &c,
-				    NULL), 1);
+	assert_int_equal(
+		sched_want(s2, fb2, 0, 0, SCHED_DEMAND, cb_done, &c, NULL), 1);
 	assert_int_equal(sched_want(s2, fb2, 0, 1, SCHED_DEMAND, cb_done, &c,
-				    NULL), -ENETDOWN);
+				    NULL),
+			 -ENETDOWN);
 	assert_int_equal(sched_wait(s2, fb2, 5, 5, SCHED_DEMAND, 100),
 			 -ENETDOWN);
 	assert_false(sched_has_work(s2, SCHED_BACKGROUND));
@@ -441,8 +447,8 @@ static void *cb_thread_main(void *arg)
 {
 	struct cb_thread *t = arg;
 
-	t->ret = sched_want(t->fx->s, t->fx->fb, 4, 4, SCHED_READAHEAD,
-			    cb_done, &t->c, NULL);
+	t->ret = sched_want(t->fx->s, t->fx->fb, 4, 4, SCHED_READAHEAD, cb_done,
+			    &t->c, NULL);
 	atomic_fetch_add(t->registered, 1);
 	return NULL;
 }
@@ -460,7 +466,8 @@ static void test_single_flight_64_callbacks(void **state)
 		t[i].fx = fx;
 		t[i].registered = &registered;
 		assert_int_equal(pthread_create(&t[i].th, NULL, cb_thread_main,
-						&t[i]), 0);
+						&t[i]),
+				 0);
 	}
 	/* Take the job while the wants are still racing in. */
 	take_poll(fx, true, &job);
@@ -504,7 +511,7 @@ static void test_priority_order(void **state)
 	assert_true(sched_has_work(fx->s, SCHED_READAHEAD));
 
 	take(fx, true, &job);
-	assert_int_equal(job.first, 4);	/* FIFO within a priority */
+	assert_int_equal(job.first, 4); /* FIFO within a priority */
 	assert_int_equal(job.prio, SCHED_READAHEAD);
 	serve(fx, &job);
 	take(fx, true, &job);
@@ -647,7 +654,7 @@ static void test_job_error_reaches_every_waiter(void **state)
 		assert_int_equal(atomic_load(&c[i].err), -EPROTO);
 	}
 	assert_int_equal(st_of(fx, 5), CHUNK_FAILED);
-	assert_int_equal(fblob_error(fx->fb), 0);	/* not fatal */
+	assert_int_equal(fblob_error(fx->fb), 0); /* not fatal */
 	take_none(fx, true);
 
 	/* A new want of a FAILED chunk fetches it again. */
@@ -673,14 +680,14 @@ static void test_partial_job_error(void **state)
 	want_cb(fx, 2, 3, SCHED_DEMAND, &c23);
 	want_cb(fx, 1, 2, SCHED_DEMAND, &c12);
 	want_cb(fx, 3, 3, SCHED_DEMAND, &c3);
-	want_cb(fx, 4, 6, SCHED_DEMAND, &c46);	/* not in this job */
+	want_cb(fx, 4, 6, SCHED_DEMAND, &c46); /* not in this job */
 	take(fx, true, &job);
 	assert_int_equal(job.first, 0);
 	assert_int_equal(job.count, 4);
 	job_chunk(fx, &job, 0);
 	assert_int_equal(atomic_load(&c01.calls), 0);
 	job_chunk(fx, &job, 1);
-	assert_int_equal(atomic_load(&c01.calls), 1);	/* at chunk 1 */
+	assert_int_equal(atomic_load(&c01.calls), 1); /* at chunk 1 */
 	assert_int_equal(atomic_load(&c01.err), 0);
 	assert_int_equal(atomic_load(&c12.calls), 0);
 	sched_job_end(fx->s, &job, 2, -ECONNRESET);
@@ -715,7 +722,7 @@ static void test_job_end_without_error_requeues(void **state)
 	assert_int_equal(job.first, 8);
 	assert_int_equal(job.count, 4);
 	job_chunk(fx, &job, 8);
-	sched_job_end(fx->s, &job, 9, 0);	/* cancelled, no error */
+	sched_job_end(fx->s, &job, 9, 0); /* cancelled, no error */
 	assert_int_equal(atomic_load(&c.calls), 0);
 	assert_int_equal(st_of(fx, 8), CHUNK_DONE);
 	assert_int_equal(st_of(fx, 9), CHUNK_QUEUED);
@@ -748,7 +755,7 @@ static void test_fail_blob(void **state)
 	for (i = 0; i < 4; i++)
 		waiter_start(&w[i], fx, (uint64_t)i * 3, (uint64_t)i * 3 + 1,
 			     &started);
-	take_poll(fx, true, &job);	/* one transfer in flight */
+	take_poll(fx, true, &job); /* one transfer in flight */
 	while (atomic_load(&started) < 4)
 		sleep_ms(1);
 	sleep_ms(100);
@@ -769,7 +776,8 @@ static void test_fail_blob(void **state)
 	/* No more work for this blob, and later wants get the error. */
 	take_none(fx, true);
 	assert_int_equal(sched_want(fx->s, fx->fb, 12, 12, SCHED_DEMAND,
-				    cb_done, &c1, NULL), -ESTALE);
+				    cb_done, &c1, NULL),
+			 -ESTALE);
 	assert_int_equal(sched_wait(fx->s, fx->fb, 13, 13, SCHED_DEMAND, 100),
 			 -ESTALE);
 	/* The first error stays. */
@@ -782,7 +790,8 @@ static void test_fail_blob(void **state)
 	assert_int_equal(atomic_load(&c3.calls), 1);
 	/* What is done stays readable. */
 	assert_int_equal(sched_want(fx->s, fx->fb, 0, 0, SCHED_DEMAND, NULL,
-				    NULL, NULL), 1);
+				    NULL, NULL),
+			 1);
 	take_none(fx, true);
 }
 
@@ -813,11 +822,13 @@ static void test_cancel_before_firing(void **state)
 	struct cb c1 = { 0 }, c2 = { 0 };
 	struct fetch_job job;
 
-	assert_int_equal(sched_want(fx->s, fx->fb, 2, 3, SCHED_DEMAND,
-				    cb_done, &c1, &w1), 0);
+	assert_int_equal(sched_want(fx->s, fx->fb, 2, 3, SCHED_DEMAND, cb_done,
+				    &c1, &w1),
+			 0);
 	assert_non_null(w1);
-	assert_int_equal(sched_want(fx->s, fx->fb, 3, 3, SCHED_DEMAND,
-				    cb_done, &c2, &w2), 0);
+	assert_int_equal(sched_want(fx->s, fx->fb, 3, 3, SCHED_DEMAND, cb_done,
+				    &c2, &w2),
+			 0);
 	assert_int_equal(sched_cancel(fx->s, w1), 0);
 	/* The chunks stay wanted (the caller may queue them anyway). */
 	take(fx, true, &job);
@@ -829,8 +840,9 @@ static void test_cancel_before_firing(void **state)
 	assert_int_equal(atomic_load(&c2.err), 0);
 
 	/* Cancelled, then the chunk fails: still never called. */
-	assert_int_equal(sched_want(fx->s, fx->fb, 6, 6, SCHED_DEMAND,
-				    cb_done, &c1, &w1), 0);
+	assert_int_equal(sched_want(fx->s, fx->fb, 6, 6, SCHED_DEMAND, cb_done,
+				    &c1, &w1),
+			 0);
 	assert_int_equal(sched_cancel(fx->s, w1), 0);
 	take(fx, true, &job);
 	sched_job_end(fx->s, &job, job.first, -EIO);
@@ -875,7 +887,8 @@ static void test_cancel_under_callers_lock(void **state)
 		pthread_mutex_init(&lw.lock, NULL);
 		pthread_mutex_lock(&lw.lock);
 		assert_int_equal(sched_want(fx->s, fb, idx, idx, SCHED_DEMAND,
-					    locked_done, &lw, &lw.w), 0);
+					    locked_done, &lw, &lw.w),
+				 0);
 		pthread_mutex_unlock(&lw.lock);
 		assert_int_equal(sched_take_job(fx->s, true, &job, &next_ms),
 				 1);
@@ -940,8 +953,7 @@ static void test_cancel_all(void **state)
 	want_cb(fx, 0, 3, SCHED_DEMAND, &c1);
 	want_cb(fx, 14, 15, SCHED_BACKGROUND, &c2);
 	for (i = 0; i < 6; i++)
-		waiter_start(&w[i], fx, (uint64_t)i, (uint64_t)i + 6,
-			     &started);
+		waiter_start(&w[i], fx, (uint64_t)i, (uint64_t)i + 6, &started);
 	take_poll(fx, true, &job);
 	assert_int_equal(job.first, 0);
 	while (atomic_load(&started) < 6)
@@ -960,8 +972,9 @@ static void test_cancel_all(void **state)
 	assert_true(sched_blob_cancelled(fx->fb));
 	assert_false(sched_has_work(fx->s, SCHED_BACKGROUND));
 	take_none(fx, true);
-	assert_int_equal(sched_want(fx->s, fx->fb, 8, 8, SCHED_DEMAND,
-				    cb_done, &c3, NULL), -ECANCELED);
+	assert_int_equal(sched_want(fx->s, fx->fb, 8, 8, SCHED_DEMAND, cb_done,
+				    &c3, NULL),
+			 -ECANCELED);
 	assert_int_equal(atomic_load(&c3.calls), 0);
 
 	/* The engine's transfer ends after the shutdown: no requeue. */
@@ -993,7 +1006,7 @@ static void test_runs_up_to_max_run_chunks(void **state)
 			assert_int_equal(job.end, FSIZE);
 		assert_int_equal(atomic_load(&all.calls), 0);
 		expect_first += job.count;
-		serve(fx, &job);	/* clears job */
+		serve(fx, &job); /* clears job */
 		n++;
 		assert_int_equal(atomic_load(&mid.calls),
 				 expect_first > 9 ? 1 : 0);
@@ -1038,9 +1051,9 @@ static void test_run_stops_at_chunk_not_queued(void **state)
 
 	want_q(fx, 2, 2, SCHED_DEMAND);
 	take(fx, true, &job);
-	serve(fx, &job);			/* 2 is DONE */
+	serve(fx, &job); /* 2 is DONE */
 	want_q(fx, 5, 5, SCHED_DEMAND);
-	take(fx, true, &j5);			/* 5 is INFLIGHT */
+	take(fx, true, &j5); /* 5 is INFLIGHT */
 	want_q(fx, 0, 9, SCHED_DEMAND);
 	take(fx, true, &job);
 	assert_int_equal(job.first, 0);
@@ -1207,7 +1220,8 @@ static void test_chunk_locked_elsewhere_is_deferred(void **state)
 
 	/* Another open file description: another process, for OFD locks. */
 	assert_int_equal(blob_open(fx->cache, fx->t.kind, fx->t.content_id,
-				   fx->t.size, CS, &other), 0);
+				   fx->t.size, CS, &other),
+			 0);
 	assert_int_equal(cache_chunk_trylock(other->files.lock_fd, 6), 0);
 	want_cb(fx, 6, 6, SCHED_DEMAND, &c);
 	assert_int_equal(sched_take_job(fx->s, true, &job, &next_ms), 0);
@@ -1234,8 +1248,7 @@ static void test_chunk_locked_elsewhere_is_deferred(void **state)
 	take(fx, true, &job);
 	assert_int_equal(job.first, 7);
 	/* While we hold it, the other side cannot take it. */
-	assert_int_equal(cache_chunk_trylock(other->files.lock_fd, 7),
-			 -EAGAIN);
+	assert_int_equal(cache_chunk_trylock(other->files.lock_fd, 7), -EAGAIN);
 	serve(fx, &job);
 	assert_int_equal(cache_chunk_trylock(other->files.lock_fd, 7), 0);
 	blob_free(other);
@@ -1262,7 +1275,8 @@ static void test_saved_chunks_are_durable(void **state)
 
 	/* The sidecar on disk, read by a fresh open of the blob. */
 	assert_int_equal(blob_open(fx->cache, fx->t.kind, fx->t.content_id,
-				   fx->t.size, CS, &again), 0);
+				   fx->t.size, CS, &again),
+			 0);
 	assert_int_equal(chunkmap_done_count(again->map), 7);
 	for (i = 0; i < NCHUNKS; i++) {
 		bool want = i <= 5 || i == 12;
@@ -1281,9 +1295,9 @@ static void test_saved_chunks_are_durable(void **state)
 	assert_int_equal(sched_new(&fx->o, fx->cache, NULL, &fx->s), 0);
 	assert_int_equal(sched_open(fx->s, &fx->t, &fx->fb), 0);
 	assert_int_equal(sched_want(fx->s, fx->fb, 0, 5, SCHED_DEMAND, NULL,
-				    NULL, NULL), 1);
-	assert_int_equal(sched_wait(fx->s, fx->fb, 12, 12, SCHED_DEMAND, 0),
-			 0);
+				    NULL, NULL),
+			 1);
+	assert_int_equal(sched_wait(fx->s, fx->fb, 12, 12, SCHED_DEMAND, 0), 0);
 	want_q(fx, 0, 7, SCHED_DEMAND);
 	take(fx, true, &job);
 	assert_int_equal(job.first, 6);
@@ -1302,11 +1316,12 @@ static void test_last_reference_saves(void **state)
 	take(fx, true, &job);
 	serve(fx, &job);
 	assert_int_equal(chunkmap_durable_count(fxb(fx)->map), 0);
-	fblob_put(fx->fb);	/* the saver saves and frees it */
+	fblob_put(fx->fb); /* the saver saves and frees it */
 	fx->fb = NULL;
 	sched_save_all(fx->s);
 	assert_int_equal(blob_open(fx->cache, fx->t.kind, fx->t.content_id,
-				   fx->t.size, CS, &again), 0);
+				   fx->t.size, CS, &again),
+			 0);
 	assert_int_equal(chunkmap_done_count(again->map), 2);
 	assert_int_equal(chunkmap_get(again->map, 1), CHUNK_DONE);
 	assert_int_equal(chunkmap_get(again->map, 2), CHUNK_DONE);
@@ -1333,7 +1348,8 @@ static void test_open_shares_one_fblob(void **state)
 	fblob_put(other);
 	/* fx->fb still holds its reference: still usable. */
 	assert_int_equal(sched_want(fx->s, fx->fb, 0, 0, SCHED_DEMAND, NULL,
-				    NULL, NULL), 0);
+				    NULL, NULL),
+			 0);
 }
 
 /* ---- concurrency ---- */
@@ -1418,11 +1434,11 @@ static void test_stress_single_flight(void **state)
 	st->s = fx->s;
 	assert_int_equal(sched_open(fx->s, &t, &st->fb), 0);
 	for (i = 0; i < 2; i++)
-		assert_int_equal(pthread_create(&eng[i], NULL, stress_engine,
-						st), 0);
+		assert_int_equal(
+			pthread_create(&eng[i], NULL, stress_engine, st), 0);
 	for (i = 0; i < STRESS_READERS; i++)
-		assert_int_equal(pthread_create(&rd[i], NULL, stress_reader,
-						st), 0);
+		assert_int_equal(
+			pthread_create(&rd[i], NULL, stress_reader, st), 0);
 	for (i = 0; i < STRESS_READERS; i++)
 		pthread_join(rd[i], NULL);
 	atomic_store(&st->stop, true);
@@ -1433,10 +1449,10 @@ static void test_stress_single_flight(void **state)
 	for (i = 0; i < STRESS_CHUNKS; i++) {
 		int n = atomic_load(&st->served[i]);
 
-		assert_true(n <= 1);	/* never fetched twice */
-		assert_int_equal(n == 1, chunkmap_get(fblob_blob(st->fb)->map,
-						      (uint64_t)i) ==
-						 CHUNK_DONE);
+		assert_true(n <= 1); /* never fetched twice */
+		assert_int_equal(n == 1,
+				 chunkmap_get(fblob_blob(st->fb)->map,
+					      (uint64_t)i) == CHUNK_DONE);
 		total += n;
 	}
 	assert_int_equal((uint64_t)total,
@@ -1494,7 +1510,7 @@ static int race_round(struct fixture *fx, bool fail_blob, int spin)
 	while (!atomic_load(&r->registered))
 		;
 	for (k = 0; k < spin; k++)
-		__asm__ __volatile__("" ::: "memory");	/* a short spin */
+		__asm__ __volatile__("" ::: "memory"); /* a short spin */
 	if (fail_blob)
 		sched_fail_blob(s, fb, -ESTALE);
 	else
@@ -1504,7 +1520,7 @@ static int race_round(struct fixture *fx, bool fail_blob, int spin)
 		if (atomic_load(&r->c[k].calls) != 1)
 			lost++;
 	fblob_put(fb);
-	sched_free(s);	/* fires what was lost, with -ECANCELED */
+	sched_free(s); /* fires what was lost, with -ECANCELED */
 	free(r);
 	return lost;
 }
@@ -1522,7 +1538,8 @@ static void race_rounds(void **state, bool fail_blob)
 		lost = race_round(fx, fail_blob, (round * 37) % 1000);
 	if (lost)
 		fail_msg("round %d: %d registered waiter(s) never called back "
-			 "after sched_%s", round - 1, lost,
+			 "after sched_%s",
+			 round - 1, lost,
 			 fail_blob ? "fail_blob" : "cancel_all");
 }
 
@@ -1630,7 +1647,8 @@ static void test_file_source_copied_on_workers(void **state)
 	fb = open_local(fx, path, FSIZE);
 	b = fblob_blob(fb);
 	assert_int_equal(sched_want(fx->s, fb, 0, NCHUNKS - 1, SCHED_DEMAND,
-				    cb_done, &c, NULL), 0);
+				    cb_done, &c, NULL),
+			 0);
 	dispatch_until(fx, &c);
 	assert_int_equal(atomic_load(&c.err), 0);
 	for (i = 0; i < NCHUNKS; i++) {
@@ -1654,10 +1672,11 @@ static void test_file_source_changed_fails_blob(void **state)
 	struct cb c = { 0 };
 
 	snprintf(path, sizeof(path), "%s/source.bin", fx->dir);
-	make_source_file(path, FSIZE - 1);	/* not the listed size */
+	make_source_file(path, FSIZE - 1); /* not the listed size */
 	fb = open_local(fx, path, FSIZE);
-	assert_int_equal(sched_want(fx->s, fb, 2, 2, SCHED_DEMAND, cb_done,
-				    &c, NULL), 0);
+	assert_int_equal(sched_want(fx->s, fb, 2, 2, SCHED_DEMAND, cb_done, &c,
+				    NULL),
+			 0);
 	dispatch_until(fx, &c);
 	assert_int_equal(atomic_load(&c.err), -ESTALE);
 	assert_int_equal(fblob_error(fb), -ESTALE);
@@ -1679,8 +1698,8 @@ static void on_bytes(void *arg, int err, const char *buf, size_t len)
 	bc->err = err;
 	bc->len = len;
 	if (!err)
-		memcpy(bc->buf, buf, len < sizeof(bc->buf) ? len :
-							     sizeof(bc->buf));
+		memcpy(bc->buf, buf,
+		       len < sizeof(bc->buf) ? len : sizeof(bc->buf));
 	atomic_fetch_add(&bc->calls, 1);
 }
 
@@ -1698,7 +1717,8 @@ static void test_uncached_read_of_file_source(void **state)
 	fb = open_local(fx, path, FSIZE);
 	/* No engine: the bytes come from the worker pool, by pread. */
 	assert_int_equal(sched_read_uncached(fx->s, fb, 3 * CS + 5,
-					     sizeof(want), on_bytes, &bc), 0);
+					     sizeof(want), on_bytes, &bc),
+			 0);
 	deadline = now_ms() + 5000;
 	while (!atomic_load(&bc.calls))
 		assert_true(now_ms() < deadline), sleep_ms(1);
@@ -1773,7 +1793,8 @@ static struct fblob *fetch_hashed(struct fixture *fx, const char *hash)
 	t.hash = hash;
 	assert_int_equal(sched_open(fx->s, &t, &fb), 0);
 	assert_int_equal(sched_want(fx->s, fb, 0, NCHUNKS - 1, SCHED_DEMAND,
-				    NULL, NULL, NULL), 0);
+				    NULL, NULL, NULL),
+			 0);
 	while (sched_take_job(fx->s, true, &job, &next_ms))
 		serve(fx, &job);
 	return fb;
@@ -1816,8 +1837,9 @@ static void test_corrupt_blob_failed_on_worker(void **state)
 	assert_int_equal(atomic_load(&fx_hooks.verified), 0);
 	/* Discarded: nothing of it is served any more. */
 	assert_int_equal(chunkmap_done_count(fblob_blob(fb)->map), 0);
-	assert_int_equal(sched_want(fx->s, fb, 0, 0, SCHED_DEMAND, cb_done,
-				    &c, NULL), -EBADMSG);
+	assert_int_equal(sched_want(fx->s, fb, 0, 0, SCHED_DEMAND, cb_done, &c,
+				    NULL),
+			 -EBADMSG);
 	fblob_put(fb);
 }
 
@@ -1843,10 +1865,11 @@ static void test_shutdown_cuts_verification_short(void **state)
 	t.content_id = "big";
 	t.pinned = true;
 	t.hash_kind = "sha256";
-	t.hash = "1111111111111111111111111111111111111111111111111111111111111111";
+	t.hash =
+		"1111111111111111111111111111111111111111111111111111111111111111";
 	assert_int_equal(sched_open(s, &t, &fb), 0);
-	assert_int_equal(sched_want(s, fb, 0, 31, SCHED_DEMAND, NULL, NULL,
-				    NULL), 0);
+	assert_int_equal(
+		sched_want(s, fb, 0, 31, SCHED_DEMAND, NULL, NULL, NULL), 0);
 	/* The bytes are a hole (zeros): only the states matter here. */
 	while (sched_take_job(s, true, &job, &next_ms)) {
 		uint64_t i;

@@ -247,8 +247,8 @@ static bool pat_hash(uint64_t i, uint64_t n)
 }
 
 static const pattern_fn patterns[] = {
-	pat_none,  pat_all,	    pat_half,	      pat_prefix_sparse,
-	pat_first, pat_last,	    pat_all_but_last, pat_all_but_first,
+	pat_none,  pat_all,	   pat_half,	     pat_prefix_sparse,
+	pat_first, pat_last,	   pat_all_but_last, pat_all_but_first,
 	pat_odd,   pat_byte_edges, pat_hash,
 };
 
@@ -276,8 +276,8 @@ static const struct {
 };
 
 /* What the format says, computed bit by bit with no shifting tricks. */
-static void expected(const struct sidecar *sc, uint64_t *prefix,
-		     uint64_t *done, uint64_t *bm_len)
+static void expected(const struct sidecar *sc, uint64_t *prefix, uint64_t *done,
+		     uint64_t *bm_len)
 {
 	uint64_t i;
 
@@ -325,7 +325,7 @@ static void test_chunk_count(void **state)
 	assert_int_equal(chunk_count(5 * TIB + 1, 64 * KIB), 83886081);
 	assert_int_equal(chunk_count(UINT64_MAX, 64 * MIB), 1ull << 38);
 	assert_int_equal(chunk_count(UINT64_MAX - (64 * MIB - 1), 64 * MIB),
-			 (1ull << 38) - 1);	/* an exact multiple */
+			 (1ull << 38) - 1); /* an exact multiple */
 	assert_int_equal(chunk_count(123, 0), 0);
 }
 
@@ -355,7 +355,7 @@ static void test_set_and_test(void **state)
 	sidecar_set(sc, 3);
 	sidecar_set(sc, 3);
 	sidecar_set(sc, 9);
-	sidecar_set(sc, 10);	/* past the end: ignored */
+	sidecar_set(sc, 10); /* past the end: ignored */
 	assert_true(sidecar_test(sc, 3));
 	assert_true(sidecar_test(sc, 9));
 	assert_false(sidecar_test(sc, 10));
@@ -423,8 +423,8 @@ static void test_bitmap_length_arithmetic(void **state)
 	static const struct {
 		uint64_t file_size;
 		uint32_t chunk_size;
-		uint64_t set_below;	/* chunks 0..set_below-1 */
-		uint64_t extra;		/* and this one (UINT64_MAX: none) */
+		uint64_t set_below; /* chunks 0..set_below-1 */
+		uint64_t extra; /* and this one (UINT64_MAX: none) */
 		uint64_t prefix, bm_len;
 	} cases[] = {
 		{ 0, 64 * KIB, 0, UINT64_MAX, 0, 0 },
@@ -446,8 +446,8 @@ static void test_bitmap_length_arithmetic(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct sidecar_layout l = mk_layout(cases[i].file_size,
-						    cases[i].chunk_size);
+		struct sidecar_layout l =
+			mk_layout(cases[i].file_size, cases[i].chunk_size);
 		struct sidecar *sc = NULL, *back = NULL;
 		void *img = NULL;
 		size_t len;
@@ -480,7 +480,7 @@ static void test_encode_masks_bits_past_end(void **state)
 
 	assert_int_equal(sidecar_new(&l, &sc), 0);
 	sidecar_set(sc, 9);
-	sc->bits[1] |= 0xfc;	/* chunks 10..15 do not exist */
+	sc->bits[1] |= 0xfc; /* chunks 10..15 do not exist */
 	assert_int_equal(sidecar_encode(sc, &img, &len), 0);
 	assert_int_equal(sidecar_decode(img, len, &l, &back), 0);
 	assert_int_equal(back->done_count, 1);
@@ -567,7 +567,7 @@ static void test_decode_rejects_file_size(void **state)
 
 	other.file_size++;
 	expect_reject(img, len, &other, -ERANGE);
-	other.file_size = fx->layout.file_size + 4 * GIB;	/* > 32 bits */
+	other.file_size = fx->layout.file_size + 4 * GIB; /* > 32 bits */
 	expect_reject(img, len, &other, -ERANGE);
 	free(img);
 }
@@ -610,7 +610,7 @@ static void test_decode_rejects_checksum(void **state)
 	img[len - 1] ^= 0x40;
 	expect_reject(img, len, &fx->layout, -EBADMSG);
 	img[len - 1] ^= 0x40;
-	img[80] ^= 0x80;	/* a bitmap bit, trailer left alone */
+	img[80] ^= 0x80; /* a bitmap bit, trailer left alone */
 	expect_reject(img, len, &fx->layout, -EBADMSG);
 	free(img);
 }
@@ -648,7 +648,7 @@ static void test_decode_rejects_trailing_garbage(void **state)
 
 static void test_decode_rejects_bitmap_too_long(void **state)
 {
-	struct fixture *fx = *state;	/* 11 chunks: 2 bytes at most */
+	struct fixture *fx = *state; /* 11 chunks: 2 bytes at most */
 	uint8_t bm[3] = { 0x02, 0x00, 0x01 };
 	size_t len;
 	uint8_t *img = craft(&fx->layout, 11, 2, 0, bm, 3, &len);
@@ -733,7 +733,7 @@ static void test_decode_rejects_reserved(void **state)
 
 static void test_decode_rejects_bits_past_end(void **state)
 {
-	struct fixture *fx = *state;	/* 11 chunks */
+	struct fixture *fx = *state; /* 11 chunks */
 	size_t len;
 	uint8_t *img;
 
@@ -811,7 +811,7 @@ static void test_load_rejects_bad_checksum(void **state)
 	assert_int_equal(sidecar_save(sc, fx->path), 0);
 	sidecar_free(sc);
 	sc = NULL;
-	flip_byte(fx->path, file_len(fx->path) - 1);	/* the trailer */
+	flip_byte(fx->path, file_len(fx->path) - 1); /* the trailer */
 	assert_int_equal(sidecar_load(fx->path, &fx->layout, &sc), -EBADMSG);
 	assert_null(sc);
 }
@@ -879,7 +879,7 @@ static void test_save_rename_fails(void **state)
 
 	assert_int_equal(mkdir(fx->path, 0700), 0);
 	snprintf(inner, sizeof(inner), "%s/keep", fx->path);
-	write_bytes(inner, "x", 1);	/* a non-empty folder */
+	write_bytes(inner, "x", 1); /* a non-empty folder */
 	assert_int_equal(sidecar_save(sc, fx->path), -EISDIR);
 	assert_int_equal(count_tmp(fx->dir), 0);
 	assert_int_equal(file_len(inner), 1);

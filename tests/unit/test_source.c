@@ -1634,10 +1634,10 @@ static void test_file_url(void **state)
 	struct source *src = open_ok("http://h/", NULL);
 	struct manifest *m = target_manifest();
 
-	assert_string_equal(source_file_url(src, m, entry(m, "d/tagged.bin") -
-							    m->entries),
-			    "http://h/d/tagged.bin");
-	assert_null(source_file_url(src, m, 0));	/* the root folder */
+	assert_string_equal(
+		source_file_url(src, m, entry(m, "d/tagged.bin") - m->entries),
+		"http://h/d/tagged.bin");
+	assert_null(source_file_url(src, m, 0)); /* the root folder */
 	assert_null(source_file_url(src, m, m->n));
 	manifest_free(m);
 	source_free(src);
@@ -1669,8 +1669,7 @@ static void test_token_file_any_scheme(void **state)
 	source_free(src);
 	/* file:// sends nothing, whatever it is given. */
 	o.token = NULL;
-	assert_int_equal(source_open("file:///tmp", &o, &src, err,
-				     sizeof(err)),
+	assert_int_equal(source_open("file:///tmp", &o, &src, err, sizeof(err)),
 			 0);
 	assert_null(src->auth);
 	source_free(src);

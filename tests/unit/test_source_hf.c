@@ -36,6 +36,7 @@
 #include "state/hlog.h"
 #include "state/manifest.h"
 
+/* clang-format off */
 #define ERRLEN 1024
 #define E      "https://hub.test"
 #define C1     "0123456789abcdef0123456789abcdef01234567"
@@ -46,6 +47,7 @@
 #define OID_C  "dc08351d4dc0732d9c8af04070ced089b201ce2f"
 #define TOKEN  "hf_sekrit_token_value"
 #define AUTH   "Authorization: Bearer " TOKEN
+/* clang-format on */
 #define TREE_Q "?recursive=true&expand=false"
 /* "ünicode" */
 #define UNI "\xc3\xbcnicode"
@@ -146,8 +148,8 @@ int __wrap_engine_http(struct engine *e, const struct http_req *req,
 			break;
 		}
 	}
-	if ((r && r->anon) ? req->auth != NULL
-			   : ((want_auth &&
+	if ((r && r->anon) ? req->auth != NULL :
+			     ((want_auth &&
 			       (!req->auth || strcmp(req->auth, want_auth))) ||
 			      (!want_auth && req->auth)))
 		fail_msg("request '%s' with the wrong Authorization", req->url);
@@ -312,8 +314,8 @@ static void test_parse_forms(void **state)
 }
 
 #define FORM "hf://[datasets/|spaces/]OWNER/NAME[@REVISION][/SUBDIR]"
-#define NOT_REPO                                                               \
-	"is not a repo id (letters, digits, '-', '_' and '.'; not starting "   \
+#define NOT_REPO                                                             \
+	"is not a repo id (letters, digits, '-', '_' and '.'; not starting " \
 	"or ending with '-' or '.'; no '--' or '..'; at most 96 characters)"
 
 static void test_parse_malformed(void **state)
@@ -404,13 +406,13 @@ static void test_parse_malformed(void **state)
 		struct source *src = NULL;
 		char err[ERRLEN] = "";
 
-		assert_int_equal(
-			source_open(longname, NULL, &src, err, sizeof(err)),
-			-EINVAL);
+		assert_int_equal(source_open(longname, NULL, &src, err,
+					     sizeof(err)),
+				 -EINVAL);
 		assert_contains(err, NOT_REPO);
-		assert_int_equal(
-			source_open(longsub, NULL, &src, err, sizeof(err)),
-			-EINVAL);
+		assert_int_equal(source_open(longsub, NULL, &src, err,
+					     sizeof(err)),
+				 -EINVAL);
 		assert_contains(err, "a SUBDIR component is longer than 255 "
 				     "bytes");
 	}
@@ -447,9 +449,9 @@ static void test_open_fields(void **state)
 
 	o.token = TOKEN;
 	o.endpoint = "http://127.0.0.1:8080";
-	assert_int_equal(
-		source_open("hf://spaces/org/app", &o, &src, err, sizeof(err)),
-		0);
+	assert_int_equal(source_open("hf://spaces/org/app", &o, &src, err,
+				     sizeof(err)),
+			 0);
 	assert_string_equal(src->auth, AUTH);
 	assert_string_equal(src->cache_key,
 			    "hf:http://127.0.0.1:8080/spaces/org/app");
@@ -566,12 +568,12 @@ static void test_revision_parse(void **state)
 	assert_false(r.gated);
 	hf_revision_release(&r);
 
-#define REV_OK(body, gated_)                                                   \
-	do {                                                                   \
-		const char *b_ = (body);                                       \
-		assert_int_equal(hf_revision_parse(b_, strlen(b_), &r), 0);    \
-		assert_int_equal(r.gated, gated_);                             \
-		hf_revision_release(&r);                                       \
+#define REV_OK(body, gated_)                                                \
+	do {                                                                \
+		const char *b_ = (body);                                    \
+		assert_int_equal(hf_revision_parse(b_, strlen(b_), &r), 0); \
+		assert_int_equal(r.gated, gated_);                          \
+		hf_revision_release(&r);                                    \
 	} while (0)
 	REV_OK("{\"sha\":\"" C1 "\",\"gated\":\"manual\"}", true);
 	REV_OK("{\"sha\":\"" C1 "\",\"gated\":\"auto\"}", true);
@@ -590,12 +592,12 @@ static void test_revision_parse(void **state)
 	assert_int_equal(r.mtime, 0);
 	hf_revision_release(&r);
 
-#define REV_BAD(body)                                                          \
-	do {                                                                   \
-		const char *b_ = (body);                                       \
-		assert_int_equal(hf_revision_parse(b_, strlen(b_), &r),        \
-				 -EBADMSG);                                    \
-		assert_null(r.commit);                                         \
+#define REV_BAD(body)                                                   \
+	do {                                                            \
+		const char *b_ = (body);                                \
+		assert_int_equal(hf_revision_parse(b_, strlen(b_), &r), \
+				 -EBADMSG);                             \
+		assert_null(r.commit);                                  \
 	} while (0)
 	REV_BAD("");
 	REV_BAD("<html>Hello</html>");
@@ -1003,8 +1005,8 @@ static void test_map_error(void **state)
 		res.error_message = (char *)cases[i].message;
 		res.body = (char *)cases[i].body;
 		res.body_len = cases[i].body ? strlen(cases[i].body) : 0;
-		rc = cases[i].rc ? cases[i].rc
-				 : http_status_errno(cases[i].status);
+		rc = cases[i].rc ? cases[i].rc :
+				   http_status_errno(cases[i].status);
 		rc = hf_map_error(src, cases[i].what, &res, rc, err,
 				  sizeof(err));
 		if (rc != cases[i].want || strcmp(err, cases[i].msg))
@@ -1017,11 +1019,11 @@ static void test_map_error(void **state)
 
 /* ---- list() ----------------------------------------------------------- */
 
-#define REV_URL(repo, rev)     E "/api/models/" repo "/revision/" rev
+#define REV_URL(repo, rev) E "/api/models/" repo "/revision/" rev
 #define TREE_URL(repo, commit) E "/api/models/" repo "/tree/" commit TREE_Q
-#define REV_BODY(id, sha)                                                      \
-	"{\"_id\":\"63a3\",\"id\":\"" id "\",\"sha\":\"" sha "\","             \
-	"\"lastModified\":\"2022-12-22T01:01:20.000Z\",\"private\":false,"     \
+#define REV_BODY(id, sha)                                                  \
+	"{\"_id\":\"63a3\",\"id\":\"" id "\",\"sha\":\"" sha "\","         \
+	"\"lastModified\":\"2022-12-22T01:01:20.000Z\",\"private\":false," \
 	"\"gated\":false,\"siblings\":[{\"rfilename\":\"x\"}]}"
 
 static struct manifest *list_ok(struct source *src)
@@ -1067,8 +1069,8 @@ static void test_list_paginated(void **state)
 			  "\",\"size\":134,"
 			  "\"path\":\"model.safetensors\",\"lfs\":{\"oid\":"
 			  "\"" SHA_A "\",\"size\":1000,\"pointerSize\":134}}]",
-		  .link_next =
-			  E "/api/models/org/model/tree/" C1 "?cursor=p3" },
+		  .link_next = E "/api/models/org/model/tree/" C1
+				 "?cursor=p3" },
 		{ .url = E "/api/models/org/model/tree/" C1 "?cursor=p3",
 		  .status = 200,
 		  .body = "[{\"type\":\"file\",\"oid\":\"" OID_B
@@ -1189,10 +1191,10 @@ static void test_list_pagination_loop(void **state)
 	ROUTES(r);
 	src = open_ok("hf://org/model", NULL);
 	assert_int_equal(list_fails(src, err, sizeof(err)), -ELOOP);
-	assert_string_equal(
-		err, "listing of org/model@main failed: the "
-		     "server sent page '" TREE_URL(
-			     "org/model", C1) "' twice (a pagination loop)");
+	assert_string_equal(err, "listing of org/model@main failed: the "
+				 "server sent page '" TREE_URL(
+					 "org/model",
+					 C1) "' twice (a pagination loop)");
 	assert_int_equal(requests, 3);
 	assert_null(src->version);
 	source_free(src);
@@ -1955,12 +1957,12 @@ static void test_export_refuses(void **state)
 	assert_int_equal(export(fx, "n.txt", fx->blob_c), -ENODATA);
 	assert_int_equal(export(fx, "up.bin", fx->blob_c), -ENODATA);
 	/* a folder, a bad index, no commit, another kind of source */
-	assert_int_equal(
-		hf_cache_export(fx->hub, fx->src, fx->m, root, fx->blob_c),
-		-EINVAL);
-	assert_int_equal(
-		hf_cache_export(fx->hub, fx->src, fx->m, fx->m->n, fx->blob_c),
-		-EINVAL);
+	assert_int_equal(hf_cache_export(fx->hub, fx->src, fx->m, root,
+					 fx->blob_c),
+			 -EINVAL);
+	assert_int_equal(hf_cache_export(fx->hub, fx->src, fx->m, fx->m->n,
+					 fx->blob_c),
+			 -EINVAL);
 	assert_int_equal(hf_cache_export("", fx->src, fx->m, 1, fx->blob_c),
 			 -EINVAL);
 	free(fx->src->version);
@@ -2080,8 +2082,8 @@ static void test_cache_resolve_dir(void **state)
 /* ---- environment policy ------------------------------------------------ */
 
 static const char *const hf_env_vars[] = {
-	"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME",
-	"XDG_CACHE_HOME", "HF_HUB_OFFLINE", "HF_ENDPOINT",
+	"HF_TOKEN",	  "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME",
+	"XDG_CACHE_HOME", "HF_HUB_OFFLINE",	    "HF_ENDPOINT",
 };
 
 /* A clean Hugging Face environment, HOME in a new temp folder dir. */
@@ -2204,14 +2206,17 @@ static void test_env_token_file_errors(void **state)
 	assert_contains(err, "': No such file or directory");
 
 	/* A broken default file is no error: anonymous, as the Hub tools. */
-	assert_int_equal(mkdir(path, 0700), 0);	/* a folder */
+	assert_int_equal(mkdir(path, 0700), 0); /* a folder */
 	setenv("HF_TOKEN_PATH", path, 1);
 	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
 	assert_null(src->auth);
 	source_free(src);
 
 	/* A second line in the variable is refused, never echoed. */
-	setenv("HF_TOKEN", "hf_a\x01" "b", 1);
+	setenv("HF_TOKEN",
+	       "hf_a\x01"
+	       "b",
+	       1);
 	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), -EINVAL);
 	assert_null(strstr(err, "hf_a"));
 	unsetenv("HF_TOKEN");
@@ -2225,8 +2230,8 @@ static void test_env_offline_and_endpoint(void **state)
 		const char *value;
 		bool offline;
 	} cases[] = {
-		{ "1", true }, { "true", true }, { "YES", true },
-		{ "on", true }, { "0", false }, { "", false },
+		{ "1", true },	  { "true", true }, { "YES", true },
+		{ "on", true },	  { "0", false },   { "", false },
 		{ "off", false },
 	};
 	char dir[PATH_MAX], err[ERRLEN];
@@ -2254,7 +2259,7 @@ static void test_env_offline_and_endpoint(void **state)
 	assert_string_equal(src->cache_key,
 			    "hf:http://mirror.test/models/gpt2");
 	source_free(src);
-	setenv("HF_ENDPOINT", "", 1);	/* empty: the default */
+	setenv("HF_ENDPOINT", "", 1); /* empty: the default */
 	assert_int_equal(open_env("hf://gpt2", NULL, &src, err), 0);
 	assert_string_equal(src->cache_key,
 			    "hf:https://huggingface.co/models/gpt2");

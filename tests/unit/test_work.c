@@ -37,11 +37,11 @@ static void sleep_ms(int ms)
 /* A job that records how it ran; "hold" ones spin until released or
  * cancelled, checking work_cancelled() like a long hash does. */
 struct job {
-	struct work w;		/* first */
+	struct work w; /* first */
 	atomic_int *started;
 	atomic_int *ran;
 	atomic_int *ran_cancelled;
-	atomic_bool *release;	/* NULL: returns at once */
+	atomic_bool *release; /* NULL: returns at once */
 	atomic_bool saw_cancel;
 };
 
@@ -102,7 +102,8 @@ static void test_every_job_runs_once(void **state)
 	for (i = 0; i < N; i++) {
 		job_init(&jobs[i], &c, false);
 		assert_int_equal(workq_submit(q, (enum work_lane)(i % 3),
-					      &jobs[i].w), 0);
+					      &jobs[i].w),
+				 0);
 	}
 	assert_int_equal(wait_for(&c.ran, N, 5000), N);
 	assert_int_equal(workq_pending(q), 0);
@@ -128,7 +129,7 @@ static void test_bulk_never_blocks_fast_or_io(void **state)
 	}
 	assert_int_equal(wait_for(&bulk.started, 2, 2000), 2);
 	sleep_ms(50);
-	assert_int_equal(atomic_load(&bulk.started), 2);	/* the cap */
+	assert_int_equal(atomic_load(&bulk.started), 2); /* the cap */
 
 	job_init(&f, &quick, false);
 	job_init(&io, &quick, false);
@@ -175,8 +176,7 @@ static void test_stop_cuts_long_jobs_and_drains(void **state)
 	/* Two BULK jobs run (the cap), three wait behind them. */
 	for (i = 0; i < 2; i++) {
 		job_init(&running[i], &c, true);
-		assert_int_equal(workq_submit(q, WORK_BULK, &running[i].w),
-				 0);
+		assert_int_equal(workq_submit(q, WORK_BULK, &running[i].w), 0);
 	}
 	assert_int_equal(wait_for(&c.started, 2, 2000), 2);
 	for (i = 0; i < 3; i++) {
@@ -195,9 +195,9 @@ static void test_stop_cuts_long_jobs_and_drains(void **state)
 	/* Nothing new after a stop; the caller keeps its job. */
 	job_init(&late, &c, false);
 	assert_int_equal(workq_submit(q, WORK_FAST, &late.w), -ECANCELED);
-	workq_stop(q);		/* idempotent */
+	workq_stop(q); /* idempotent */
 	workq_free(q);
-	assert_false(work_cancelled());	/* not a worker thread */
+	assert_false(work_cancelled()); /* not a worker thread */
 }
 
 static void test_free_null(void **state)
