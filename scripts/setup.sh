@@ -5,10 +5,13 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# clang and libclang-rt-14-dev: the fuzz targets and the ThreadSanitizer
+# build; git, clang-format, shellcheck, codespell: the checks of
+# scripts/test.sh.
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 libfuse3-dev fuse3 libcurl4-openssl-dev libxxhash-dev libjansson-dev
 libssl-dev libcmocka-dev python3 python3-pytest nginx-light attr
-ca-certificates"
+ca-certificates git clang-format shellcheck codespell"
 
 missing=""
 for p in $PKGS; do
