@@ -28,8 +28,12 @@ struct builder {
 	struct dirindex *d;
 	const char *folder_url; /* for log lines */
 	size_t max_raw; /* entries kept before merging */
+	size_t max_kept; /* HTML: entries kept after merging */
+	bool merge; /* HTML: the same name linked twice is one entry */
 	size_t warned;
 };
+
+static void merge_dups(struct dirindex *d);
 
 void dirindex_free(struct dirindex *d)
 {
@@ -417,6 +421,15 @@ static int add_entry(struct builder *b, const char *name, size_t len,
 	struct dirindex_entry *en;
 	char *copy;
 
+	if (d->n >= b->max_raw && b->merge && d->n) {
+		/* Full of links that may name the same entries (an icon and
+		 * a name per file): merge them before giving up. */
+		merge_dups(d);
+		if (d->n > b->max_kept) {
+			d->truncated = true;
+			return 0;
+		}
+	}
 	if (d->n >= b->max_raw) {
 		d->truncated = true;
 		return 0;
@@ -1027,13 +1040,17 @@ static void merge_dups(struct dirindex *d)
 int dirindex_parse_html(const char *body, size_t len, const char *folder_url,
 			size_t max_entries, struct dirindex **out)
 {
-	struct builder b = { .folder_url = folder_url };
+	struct builder b = { .folder_url = folder_url,
+			     .max_kept = max_entries,
+			     .merge = true };
 	struct base base;
 	size_t i = 0;
 	int err;
 
 	*out = NULL;
-	/* Room for each name twice (icon and name links) before merging. */
+	/* Room for each name twice (icon and name links) before merging;
+	 * merged whenever full, so only more than max_entries different
+	 * names truncate. */
 	b.max_raw = max_entries > SIZE_MAX / 2 ? SIZE_MAX : max_entries * 2;
 	err = dirindex_new(&b.d);
 	if (err)

@@ -27,7 +27,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -48,8 +50,41 @@
 #define RECV_BUFFER_BYTES (256 << 10)
 #define IDLE_POLL_MS 1000
 #define STALL_CHECK_MS 100
+#define PROGRESS_BYTES (64u << 10) /* body bytes that renew the budget */
+#define LOW_SPEED_BPS 1024 /* slower over a stall window: cut, retried */
+#define FAIL_MEMORY_MS 2000 /* see fail_recall() */
+#define FAIL_RECORDS 32
+/* SigV4 for S3 signs the payload: ours is always empty (GET, HEAD). */
+#define AMZ_EMPTY_SHA256         \
+	"x-amz-content-sha256: " \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 enum xfer_kind { XFER_HTTP, XFER_BLOB };
+
+/* What the chunk a whole-file stream is passing is to it. */
+enum own {
+	OWN_UNDECIDED, /* its first byte has not come yet */
+	OWN_MAIN, /* the next chunk of the transfer's own job */
+	OWN_RIDE, /* the next chunk of a job riding along (xfer.cur) */
+	OWN_CLAIMED, /* nobody had it: claimed in passing (xfer.claimed) */
+	OWN_SKIP, /* DONE, or someone else's: its bytes are dropped */
+};
+
+/* A job of the same blob that a whole-file stream completes on its way. */
+struct ride {
+	struct ride *next;
+	struct fetch_job job;
+	uint64_t done_upto; /* its chunks before this one are DONE */
+};
+
+/* A blob transfer that failed for good a moment ago (fail_recall). */
+struct fail_rec {
+	char hex[33]; /* the blob's name in the cache; "" when unused */
+	uint64_t first, last; /* chunks not completed */
+	uint64_t at_ms; /* when it failed */
+	uint64_t good_ms; /* where its budget ran from */
+	int err;
+};
 
 /* One request in flight or waiting to be retried; engine thread only. */
 struct xfer {
@@ -63,11 +98,25 @@ struct xfer {
 	char *url; /* the URL of this attempt (owned) */
 	char *origin; /* the first URL; auth goes to its host only */
 	char *auth; /* header line (owned), or NULL */
+	char *aws_sigv4, *userpwd; /* XFER_HTTP: SigV4 (owned, the second
+				 * wiped), or NULL; XFER_BLOB: in job */
 	int hops; /* redirects followed */
-	int attempt; /* 0 for the first */
+	int attempt; /* tries made, 0 before the first */
+	int fails; /* failed tries since one landed new bytes */
+	bool fresh; /* blob: this try landed bytes not had before */
 	uint64_t retry_at_ms; /* when waiting */
 	uint64_t progress_ms; /* when a byte last arrived (or the start) */
 	int wait_ms; /* server-requested wait for the next try */
+	/*
+	 * The budget (engine_opts.budget_ms) runs from good_ms: the first
+	 * try, or the last time PROGRESS_BYTES more body bytes had come in.
+	 * When it is spent the transfer fails, whatever retries are left:
+	 * stalls, trickles, backoffs and Retry-After waits all count.
+	 */
+	uint64_t good_ms;
+	uint64_t rx; /* body bytes received, every try */
+	uint64_t credit_rx; /* rx at good_ms */
+	uint64_t win_ms, win_rx; /* low-speed window: its start, rx then */
 
 	/* The response being received (reset per attempt). */
 	long status;
@@ -75,8 +124,10 @@ struct xfer {
 	bool stop_ok; /* blob: aborted on purpose, all bytes in */
 	int err; /* set by a callback: the cause of an abort */
 	bool fatal; /* err is not worth a retry */
-	uint64_t skip; /* blob: body bytes to drop (a 200 reply) */
+	uint64_t range_last; /* blob 206: last byte its Content-Range names */
+	char why[256]; /* why a callback aborted, for the log, or "" */
 	char *h_location, *h_content_range, *h_etag;
+	char *h_content_encoding, *h_transfer_encoding;
 	int64_t h_retry_after_ms; /* -1 when absent */
 	int64_t h_ratelimit_ms; /* -1 when absent */
 	int64_t h_linked_size; /* X-Linked-Size, -1 when absent */
@@ -95,11 +146,29 @@ struct xfer {
 	uint64_t pos; /* next byte to write */
 	uint64_t chunk_idx; /* chunk whose hash state is in hs */
 	XXH3_state_t *hs;
+	/*
+	 * A whole-file stream: the server answered a range request with the
+	 * whole file (200), so this transfer reads the file from its start
+	 * to its end. It completes its own job's chunks, those of jobs of
+	 * the same blob that came while it had not passed them (rides), and
+	 * any other chunk nobody has (claimed in passing); it skips DONE
+	 * chunks and other transfers' chunks without writing them.
+	 */
+	bool stream;
+	bool handed_over; /* its job rides on another stream: end quietly */
+	uint64_t spos; /* stream: the file offset of the next body byte */
+	uint64_t shigh; /* stream: the furthest spos of any try */
+	enum own own; /* stream: the chunk at spos */
+	struct ride *cur; /* OWN_RIDE: whose chunk it is */
+	struct fetch_job claimed; /* OWN_CLAIMED: its one-chunk job */
+	struct ride *rides;
 };
 
 struct engine {
 	struct engine_opts o;
 	char user_agent[64];
+	char *proxy; /* for xfer_set_proxy, or NULL: libcurl's own choice */
+	bool proxy_http_only; /* proxy is $HTTP_PROXY: for http:// only */
 	CURLM *multi;
 	pthread_t thread;
 	bool thread_started;
@@ -114,8 +183,11 @@ struct engine {
 	struct xfer *active; /* added to multi */
 	struct xfer *waiting; /* backing off, or not started */
 	int nactive;
+	struct fail_rec fails[FAIL_RECORDS]; /* a ring */
+	unsigned int fails_next;
 
 	_Atomic uint64_t st_bytes, st_requests, st_retries, st_failures;
+	_Atomic int st_active; /* nactive, for other threads */
 };
 
 void engine_opts_default(struct engine_opts *o)
@@ -127,6 +199,7 @@ void engine_opts_default(struct engine_opts *o)
 	o->retries = 4;
 	o->backoff_ms = 250;
 	o->max_wait_ms = 30000;
+	o->budget_ms = ENGINE_BUDGET_MS_DEFAULT;
 }
 
 void http_result_release(struct http_result *r)
@@ -141,6 +214,9 @@ void http_result_release(struct http_result *r)
 	free(r->repo_commit);
 	free(r->error_code);
 	free(r->error_message);
+	free(r->content_range);
+	free(r->encoding);
+	free(r->bucket_region);
 	memset(r, 0, sizeof(*r));
 	r->content_length = -1;
 	r->linked_size = -1;
@@ -197,6 +273,22 @@ static void set_str(char **dst, const char *p, size_t n)
 	*dst = http_header_value(p, n);
 }
 
+/* A header that is a list (RFC 9110 5.3): a second line adds to it. */
+static void add_to_list(char **dst, const char *p, size_t n)
+{
+	char *v = http_header_value(p, n), *out = NULL;
+
+	if (v && !*dst)
+		out = v;
+	else if (v && asprintf(&out, "%s, %s", *dst, v) < 0)
+		out = NULL;
+	if (out != v)
+		free(v);
+	free(*dst);
+	/* Out of memory: keep a value that is not identity. */
+	*dst = out ? out : strdup("?");
+}
+
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct xfer *x = ud;
@@ -212,7 +304,10 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 		free(x->h_location);
 		free(x->h_content_range);
 		free(x->h_etag);
+		free(x->h_content_encoding);
+		free(x->h_transfer_encoding);
 		x->h_location = x->h_content_range = x->h_etag = NULL;
+		x->h_content_encoding = x->h_transfer_encoding = NULL;
 		x->h_retry_after_ms = x->h_ratelimit_ms = -1;
 		x->h_linked_size = -1;
 		return len;
@@ -230,6 +325,10 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 		set_str(&x->h_content_range, val, vlen);
 	} else if (IS("etag")) {
 		set_str(&x->h_etag, val, vlen);
+	} else if (IS("content-encoding")) {
+		add_to_list(&x->h_content_encoding, val, vlen);
+	} else if (IS("transfer-encoding")) {
+		add_to_list(&x->h_transfer_encoding, val, vlen);
 	} else if (IS("x-linked-size") && x->kind == XFER_BLOB) {
 		char *v = http_header_value(val, vlen);
 
@@ -280,10 +379,28 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *ud)
 			set_str(&r->error_code, val, vlen);
 		} else if (IS("x-error-message")) {
 			set_str(&r->error_message, val, vlen);
+		} else if (IS("x-amz-bucket-region")) {
+			set_str(&r->bucket_region, val, vlen);
 		}
 	}
 #undef IS
 	return len;
+}
+
+/*
+ * n body bytes came in: they renew the budget every PROGRESS_BYTES
+ * (re-read bytes of a restarted stream count: the server is alive).
+ */
+static void xfer_got(struct xfer *x, size_t n)
+{
+	uint64_t now = clock_now_ms();
+
+	x->progress_ms = now;
+	x->rx += n;
+	if (x->rx - x->credit_rx >= PROGRESS_BYTES) {
+		x->credit_rx = x->rx;
+		x->good_ms = now;
+	}
 }
 
 static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *ud)
@@ -291,8 +408,13 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	struct xfer *x = ud;
 	struct http_result *r = &x->res;
 	size_t len = size * nmemb;
+	long status = 0;
 
-	x->progress_ms = clock_now_ms();
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status >= 200 && status < 300)
+		xfer_got(x, len);
+	else
+		x->progress_ms = clock_now_ms(); /* an error body: alive */
 	if (r->body_len + len > x->max_body) {
 		x->err = -EFBIG;
 		x->fatal = true;
@@ -319,19 +441,147 @@ static size_t http_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	return len;
 }
 
+/* The number of chunks of the job's file. */
+static uint64_t job_nchunks(const struct fetch_job *j)
+{
+	return (j->file_size + j->chunk_size - 1) / j->chunk_size;
+}
+
+/* The first chunk a stream has not decided about: jobs from there on
+ * may ride along. A stream waiting to restart starts over at 0. */
+static uint64_t stream_next(const struct xfer *x)
+{
+	uint64_t idx = x->spos / x->job.chunk_size;
+
+	return x->own == OWN_UNDECIDED ? idx : idx + 1;
+}
+
+/* A stream of fb that will still pass chunk first (active, or waiting
+ * to restart), other than self; NULL when none. */
+static struct xfer *stream_find(struct engine *e, struct fblob *fb,
+				uint64_t first, const struct xfer *self)
+{
+	struct xfer *lists[2] = { e->active, e->waiting };
+
+	for (int i = 0; i < 2; i++)
+		for (struct xfer *o = lists[i]; o; o = o->next)
+			if (o != self && o->kind == XFER_BLOB && o->stream &&
+			    !o->handed_over && o->job.fb == fb &&
+			    first >= stream_next(o))
+				return o;
+	return NULL;
+}
+
+/* Job (its chunks from done_upto on still to come) rides along on o;
+ * the job is consumed. Returns 0 or -ENOMEM (job untouched). */
+static int stream_add_ride(struct xfer *o, struct fetch_job *job,
+			   uint64_t done_upto)
+{
+	struct ride *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->job = *job;
+	r->done_upto = done_upto;
+	r->next = o->rides;
+	o->rides = r;
+	memset(job, 0, sizeof(*job));
+	return 0;
+}
+
+/* True when no job of the stream has a chunk left to come. */
+static bool stream_idle(const struct xfer *x)
+{
+	return x->chunk_idx >= x->job.first + x->job.count && !x->rides;
+}
+
+/*
+ * The try of a stream is over: the chunk it claimed in passing goes back
+ * (requeued with err 0, so a reader who came to wait on it meanwhile is
+ * served by the next try; failed with err), and the next try starts
+ * over at the beginning of the file.
+ */
+static void stream_stop(struct xfer *x, int err)
+{
+	if (x->own == OWN_CLAIMED)
+		sched_job_end(atomic_load(&x->e->sched), &x->claimed,
+			      x->claimed.first, err);
+	x->own = OWN_UNDECIDED;
+	x->cur = NULL;
+	x->spos = 0;
+}
+
+/*
+ * A 200 of the file's length answered a range request: the server
+ * ignores Range. The transfer reads the whole file, once; when another
+ * stream of the blob will still pass this job's chunks, the job rides on
+ * it instead and this transfer ends (-ECANCELED, handed_over).
+ */
+static int stream_begin(struct xfer *x)
+{
+	struct engine *e = x->e;
+	char ubuf[512];
+	struct xfer *o;
+
+	if (!x->stream) {
+		o = stream_find(e, x->job.fb, x->chunk_idx, x);
+		if (o && !stream_add_ride(o, &x->job, x->chunk_idx)) {
+			x->handed_over = true;
+			return -ECANCELED;
+		}
+		hlog(HLOG_INFO, HLOG_FETCH,
+		     "'%s' ignores Range: reading '%s' whole, once",
+		     http_log_url(x->url, ubuf, sizeof(ubuf)),
+		     fblob_name(x->job.fb));
+		x->stream = true;
+	}
+	x->spos = 0;
+	x->own = OWN_UNDECIDED;
+	return 0;
+}
+
+/* Refuses the response for good: why it is never stored goes to the log
+ * line of the failure. */
+static int blob_refuse(struct xfer *x, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int blob_refuse(struct xfer *x, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(x->why, sizeof(x->why), fmt, ap);
+	va_end(ap);
+	x->fatal = true;
+	return -EPROTO;
+}
+
 /*
  * Checks the response of a blob transfer before its first byte lands.
- * Returns 0, or a negative errno (x->fatal set when retrying is useless).
+ * Returns 0, 1 for a body that is not ours (an error or a redirect), or
+ * a negative errno (x->fatal set when retrying is useless).
  */
 static int blob_validate(struct xfer *x)
 {
 	struct fetch_job *j = &x->job;
 	struct sched *s = atomic_load(&x->e->sched);
+	bool whole = false;
 	char ubuf[512];
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->status != 206 && x->status != 200)
 		return 1; /* an error or redirect body: not ours */
+	/* We ask for identity; an encoded body is not the file's bytes. */
+	if (!http_coding_identity(x->h_content_encoding, false))
+		return blob_refuse(x,
+				   "HTTP %ld with Content-Encoding '%s': an "
+				   "encoded body is never stored",
+				   x->status, x->h_content_encoding);
+	if (!http_coding_identity(x->h_transfer_encoding, true))
+		return blob_refuse(x,
+				   "HTTP %ld with Transfer-Encoding '%s': an "
+				   "encoded body is never stored",
+				   x->status, x->h_transfer_encoding);
 	if (!j->pinned && j->etag && x->h_etag &&
 	    !http_etag_equal(j->etag, x->h_etag)) {
 		hlog(HLOG_ERR, HLOG_FETCH,
@@ -345,6 +595,12 @@ static int blob_validate(struct xfer *x)
 		uint64_t a, b, total;
 		const char *cr = x->h_content_range;
 
+		if (x->stream) {
+			hlog(HLOG_WARN, HLOG_FETCH,
+			     "HTTP 206 from '%s' to a request without Range",
+			     http_log_url(x->url, ubuf, sizeof(ubuf)));
+			return -EPROTO;
+		}
 		if (!cr || http_parse_content_range(cr, &a, &b, &total)) {
 			hlog(HLOG_WARN, HLOG_FETCH,
 			     "bad Content-Range '%s' from '%s'",
@@ -369,12 +625,18 @@ static int blob_validate(struct xfer *x)
 			     x->pos, j->end - 1);
 			return -EPROTO;
 		}
+		x->range_last = b;
 	} else {
 		curl_off_t cl = -1;
 
 		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
 				  &cl);
-		if (cl >= 0 && (uint64_t)cl != j->file_size) {
+		/* Chunked, or HTTP/2 without content-length: its end cannot
+		 * be told from a cut connection. */
+		if (cl < 0)
+			return blob_refuse(x, "HTTP 200 of unknown length to a "
+					      "range request: never stored");
+		if ((uint64_t)cl != j->file_size) {
 			hlog(HLOG_ERR, HLOG_FETCH,
 			     "'%s' changed on the server: size %lld, expected "
 			     "%" PRIu64,
@@ -383,17 +645,13 @@ static int blob_validate(struct xfer *x)
 			x->fatal = true;
 			return -ESTALE;
 		}
-		/* The server ignored Range: drop what comes before ours. */
-		x->skip = x->pos;
-		hlog(HLOG_DEBUG, HLOG_HTTP,
-		     "'%s' ignored Range: skipping %" PRIu64 " bytes",
-		     http_log_url(x->url, ubuf, sizeof(ubuf)), x->skip);
+		whole = true;
 	}
 	if (!j->pinned && !j->etag && x->h_etag && s) {
 		sched_learn_etag(s, j->fb, x->h_etag);
 		j->etag = strdup(x->h_etag);
 	}
-	return 0;
+	return whole ? stream_begin(x) : 0;
 }
 
 /* The chunk whose last byte just landed: its sums entry, then DONE. */
@@ -415,9 +673,130 @@ static int blob_chunk_complete(struct xfer *x)
 }
 
 /*
- * Blob bytes: skip what a 200 sends before our range, pwrite the rest at
- * its offset, hash it chunk by chunk and complete each chunk as its last
- * byte lands. Returning less than len makes curl abort the transfer.
+ * The stream reaches chunk idx: it writes it when one of its jobs has it
+ * next, or when it can claim it (nobody has it); it skips it when it is
+ * DONE or another transfer's. Returns false when the stream has nothing
+ * left to do: no job of it waits, and every chunk from idx on is DONE.
+ */
+static bool stream_decide(struct xfer *x, uint64_t idx)
+{
+	struct fetch_job *j = &x->job;
+	struct ride *r;
+
+	XXH3_64bits_reset(x->hs);
+	x->cur = NULL;
+	if (idx == x->chunk_idx && idx < j->first + j->count) {
+		x->own = OWN_MAIN;
+		return true;
+	}
+	for (r = x->rides; r; r = r->next) {
+		if (idx == r->done_upto && idx < r->job.first + r->job.count) {
+			x->own = OWN_RIDE;
+			x->cur = r;
+			return true;
+		}
+	}
+	x->own = OWN_SKIP;
+	if (fblob_all_done(j->fb, idx, idx))
+		return !stream_idle(x) ||
+		       !fblob_all_done(j->fb, idx, job_nchunks(j) - 1);
+	if (sched_claim_chunk(atomic_load(&x->e->sched), j->fb, idx,
+			      &x->claimed, &x->e->fire))
+		x->own = OWN_CLAIMED;
+	return true;
+}
+
+/* The stream's chunk idx has all its bytes: its sums entry, then DONE
+ * for the job it belongs to, which ends once its last chunk is in. */
+static int stream_chunk_complete(struct xfer *x, uint64_t idx)
+{
+	struct sched *s = atomic_load(&x->e->sched);
+	struct fetch_job *job = &x->job;
+	uint64_t sum = XXH3_64bits_digest(x->hs);
+	struct ride **pp, *r = x->cur;
+	int err;
+
+	if (x->own == OWN_RIDE)
+		job = &r->job;
+	else if (x->own == OWN_CLAIMED)
+		job = &x->claimed;
+	err = cache_sums_write(job->sums_fd, idx, sum ? sum : 1);
+	if (err)
+		return err;
+	sched_chunk_done(s, job, idx, &x->e->fire);
+	/* A job ended with all its chunks DONE fires no waiter here. */
+	if (x->own == OWN_MAIN) {
+		x->chunk_idx++;
+	} else if (x->own == OWN_CLAIMED) {
+		sched_job_end(s, &x->claimed, idx + 1, 0);
+	} else if (++r->done_upto == r->job.first + r->job.count) {
+		for (pp = &x->rides; *pp != r; pp = &(*pp)->next)
+			;
+		*pp = r->next;
+		sched_job_end(s, &r->job, r->done_upto, 0);
+		free(r);
+	}
+	x->own = OWN_UNDECIDED;
+	x->cur = NULL;
+	return 0;
+}
+
+/* Whole-file stream bytes: written for the chunks it completes, dropped
+ * for the others. Returns what blob_write_cb returns. */
+static size_t stream_write(struct xfer *x, const char *p, size_t len)
+{
+	struct fetch_job *j = &x->job;
+	size_t left = len;
+	int err;
+
+	while (left && x->spos < j->file_size) {
+		uint64_t idx = x->spos / j->chunk_size;
+		uint64_t cend = (idx + 1) * (uint64_t)j->chunk_size;
+		size_t n = left;
+
+		if (cend > j->file_size)
+			cend = j->file_size;
+		if (n > cend - x->spos)
+			n = (size_t)(cend - x->spos);
+		if (x->own == OWN_UNDECIDED && !stream_decide(x, idx)) {
+			x->stop_ok = true; /* nothing left to do */
+			return 0;
+		}
+		if (x->own != OWN_SKIP) {
+			err = pwrite_all(j->data_fd, p, n, x->spos);
+			if (err)
+				goto fail;
+			XXH3_64bits_update(x->hs, p, n);
+			atomic_fetch_add(&x->e->st_bytes, n);
+		}
+		x->spos += n;
+		p += n;
+		left -= n;
+		if (x->spos > x->shigh) {
+			x->shigh = x->spos;
+			x->fresh = true;
+		}
+		if (x->spos == cend) {
+			if (x->own != OWN_SKIP) {
+				err = stream_chunk_complete(x, idx);
+				if (err)
+					goto fail;
+			}
+			x->own = OWN_UNDECIDED;
+		}
+	}
+	return len;
+fail:
+	x->err = err;
+	x->fatal = true;
+	return 0;
+}
+
+/*
+ * Blob bytes: pwrite them at their offset, hash them chunk by chunk and
+ * complete each chunk as its last byte lands (or, for a whole-file
+ * stream, stream_write). Returning less than len makes curl abort the
+ * transfer.
  */
 static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -444,13 +823,9 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 		x->fatal = true;
 		return 0;
 	}
-	if (x->skip) {
-		size_t n = left < x->skip ? left : (size_t)x->skip;
-
-		x->skip -= n;
-		p += n;
-		left -= n;
-	}
+	xfer_got(x, len);
+	if (x->stream)
+		return stream_write(x, p, len);
 	while (left && x->pos < j->end) {
 		uint64_t chunk_end =
 			(x->chunk_idx + 1) * (uint64_t)j->chunk_size;
@@ -468,6 +843,7 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 		}
 		XXH3_64bits_update(x->hs, p, n);
 		x->pos += n;
+		x->fresh = true;
 		p += n;
 		left -= n;
 		atomic_fetch_add(&x->e->st_bytes, n);
@@ -480,8 +856,8 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 			}
 		}
 	}
-	if (x->pos == j->end && (left || x->status == 200)) {
-		/* All our bytes are in; a 200 would send the rest of the file. */
+	if (x->pos == j->end && left) {
+		/* All our bytes are in (a 206 cannot send more). */
 		x->stop_ok = true;
 		return 0;
 	}
@@ -493,7 +869,10 @@ static void xfer_reset_response(struct xfer *x)
 	free(x->h_location);
 	free(x->h_content_range);
 	free(x->h_etag);
+	free(x->h_content_encoding);
+	free(x->h_transfer_encoding);
 	x->h_location = x->h_content_range = x->h_etag = NULL;
+	x->h_content_encoding = x->h_transfer_encoding = NULL;
 	x->h_retry_after_ms = x->h_ratelimit_ms = -1;
 	x->h_linked_size = -1;
 	x->status = 0;
@@ -501,7 +880,8 @@ static void xfer_reset_response(struct xfer *x)
 	x->stop_ok = false;
 	x->err = 0;
 	x->fatal = false;
-	x->skip = 0;
+	x->range_last = 0;
+	x->why[0] = '\0';
 	x->errbuf[0] = '\0';
 	if (x->kind == XFER_HTTP) {
 		http_result_release(&x->res);
@@ -520,9 +900,56 @@ static void xfer_free(struct xfer *x)
 	free(x->url);
 	free(x->origin);
 	free(x->auth);
+	free(x->aws_sigv4);
+	if (x->userpwd) {
+		explicit_bzero(x->userpwd, strlen(x->userpwd));
+		free(x->userpwd);
+	}
 	if (x->hs)
 		XXH3_freeState(x->hs);
 	free(x);
+}
+
+/*
+ * The proxy (DESIGN.md "Sources"), read once before any thread starts:
+ * -o proxy= wins ("" means none). Without it libcurl reads https_proxy,
+ * all_proxy and no_proxy itself, but only the lower-case http_proxy (a
+ * CGI program gets HTTP_PROXY from a client's "Proxy:" header, httpoxy);
+ * a daemon has no such client, so HTTP_PROXY is honoured here.
+ */
+static int engine_proxy_init(struct engine *e, const char *opt)
+{
+	const char *p = opt;
+	char ubuf[512];
+
+	e->o.proxy = NULL; /* borrowed: e->proxy is the copy */
+	if (!p && !getenv("http_proxy")) {
+		p = getenv("HTTP_PROXY");
+		e->proxy_http_only = true;
+		if (p && !*p)
+			p = NULL;
+	}
+	if (!p)
+		return 0;
+	e->proxy = strdup(p);
+	if (!e->proxy)
+		return -ENOMEM;
+	if (*p)
+		hlog(HLOG_INFO, HLOG_FETCH, "%s requests go through proxy '%s'",
+		     e->proxy_http_only ? "http://" : "all",
+		     http_log_url(p, ubuf, sizeof(ubuf)));
+	else
+		hlog(HLOG_INFO, HLOG_FETCH, "proxies are off (-o proxy=)");
+	return 0;
+}
+
+/* Every easy handle, blob or plain, gets its proxy here. NO_PROXY still
+ * applies: libcurl reads it whenever CURLOPT_NOPROXY is not set. */
+static void xfer_set_proxy(const struct engine *e, CURL *c, const char *url)
+{
+	if (e->proxy &&
+	    (!e->proxy_http_only || !strncasecmp(url, "http://", 7)))
+		curl_easy_setopt(c, CURLOPT_PROXY, e->proxy);
 }
 
 /* Builds the easy handle of one attempt and adds it to the multi handle;
@@ -532,12 +959,25 @@ static int xfer_start(struct engine *e, struct xfer *x)
 	CURL *c;
 	char range[64];
 	bool to_origin = http_same_origin(x->url, x->origin);
+	bool blob = x->kind == XFER_BLOB;
+	const char *sigv4 = blob ? x->job.aws_sigv4 : x->aws_sigv4;
+	const char *userpwd = blob ? x->job.userpwd : x->userpwd;
+	char *if_match = NULL;
 
 	xfer_reset_response(x);
 	curl_slist_free_all(x->hdrs);
 	x->hdrs = curl_slist_append(NULL, "Accept-Encoding: identity");
 	if (x->hdrs && x->auth && to_origin)
 		x->hdrs = curl_slist_append(x->hdrs, x->auth);
+	if (x->hdrs && sigv4 && to_origin)
+		x->hdrs = curl_slist_append(x->hdrs, AMZ_EMPTY_SHA256);
+	if (x->hdrs && blob && x->job.if_match && x->job.etag && to_origin) {
+		if (asprintf(&if_match, "If-Match: %s", x->job.etag) < 0)
+			if_match = NULL;
+		x->hdrs = if_match ? curl_slist_append(x->hdrs, if_match) :
+				     NULL;
+		free(if_match);
+	}
 	if (!x->hdrs)
 		return -ENOMEM;
 	c = curl_easy_init();
@@ -547,6 +987,11 @@ static int xfer_start(struct engine *e, struct xfer *x)
 	curl_easy_setopt(c, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
+	if (sigv4 && to_origin) {
+		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4);
+		if (userpwd)
+			curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
+	}
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -564,10 +1009,14 @@ static int xfer_start(struct engine *e, struct xfer *x)
 			 (long)!strncasecmp(x->url, "https:", 6));
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, (long)RECV_BUFFER_BYTES);
+	xfer_set_proxy(e, c, x->url);
 	if (x->kind == XFER_BLOB) {
-		snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, x->pos,
-			 x->job.end - 1);
-		curl_easy_setopt(c, CURLOPT_RANGE, range);
+		/* A stream asks for the whole file: its server ignores Range. */
+		if (!x->stream) {
+			snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64,
+				 x->pos, x->job.end - 1);
+			curl_easy_setopt(c, CURLOPT_RANGE, range);
+		}
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, blob_write_cb);
 	} else {
 		if (x->head)
@@ -586,9 +1035,15 @@ static int xfer_start(struct engine *e, struct xfer *x)
 	}
 	x->easy = c;
 	x->progress_ms = clock_now_ms();
+	if (!x->good_ms)
+		x->good_ms = x->progress_ms; /* the budget starts */
+	x->win_ms = x->progress_ms;
+	x->win_rx = x->rx;
+	x->fresh = false;
 	x->next = e->active;
 	e->active = x;
 	e->nactive++;
+	atomic_store(&e->st_active, e->nactive);
 	atomic_fetch_add(&e->st_requests, 1);
 	return 0;
 }
@@ -611,6 +1066,7 @@ static void xfer_detach(struct engine *e, struct xfer *x)
 {
 	list_remove(&e->active, x);
 	e->nactive--;
+	atomic_store(&e->st_active, e->nactive);
 	curl_multi_remove_handle(e->multi, x->easy);
 	curl_easy_cleanup(x->easy);
 	x->easy = NULL;
@@ -620,7 +1076,10 @@ static const char *xfer_what(struct xfer *x, char *buf, size_t len)
 {
 	char ubuf[512];
 
-	if (x->kind == XFER_BLOB)
+	if (x->kind == XFER_BLOB && x->stream)
+		snprintf(buf, len, "whole-file GET of '%s'",
+			 fblob_name(x->job.fb));
+	else if (x->kind == XFER_BLOB)
 		snprintf(buf, len,
 			 "range GET of '%s' chunks %" PRIu64 "-%" PRIu64,
 			 fblob_name(x->job.fb), x->pos / x->job.chunk_size,
@@ -631,19 +1090,90 @@ static const char *xfer_what(struct xfer *x, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * Remembers that chunks [first, end) of a blob just failed for good with
+ * err, their budget having run from good_ms (a ring of FAIL_RECORDS).
+ */
+static void fail_remember(struct engine *e, const struct fetch_job *job,
+			  uint64_t first, uint64_t good_ms, int err)
+{
+	struct fail_rec *r = &e->fails[e->fails_next++ % FAIL_RECORDS];
+
+	if (!job->fb || first >= job->first + job->count)
+		return;
+	snprintf(r->hex, sizeof(r->hex), "%s", fblob_hex(job->fb));
+	r->first = first;
+	r->last = job->first + job->count - 1;
+	r->at_ms = clock_now_ms();
+	r->good_ms = good_ms;
+	r->err = err;
+}
+
+/*
+ * A failed read is asked again at once: the kernel follows a failed
+ * readahead with a read of the one page, and readers of the same chunks
+ * pile up. A job that overlaps chunks which failed for good less than
+ * FAIL_MEMORY_MS ago inherits that failure's budget instead of a fresh
+ * one (so the second ask of a read that used its whole budget fails at
+ * once). Returns the record, or NULL.
+ */
+static const struct fail_rec *fail_recall(struct engine *e,
+					  const struct fetch_job *job)
+{
+	const struct fail_rec *best = NULL;
+	uint64_t now = clock_now_ms();
+
+	for (int i = 0; i < FAIL_RECORDS; i++) {
+		const struct fail_rec *r = &e->fails[i];
+
+		if (!r->hex[0] || now - r->at_ms >= FAIL_MEMORY_MS ||
+		    r->first >= job->first + job->count ||
+		    r->last < job->first || strcmp(r->hex, fblob_hex(job->fb)))
+			continue;
+		if (!best || r->good_ms < best->good_ms)
+			best = r;
+	}
+	return best;
+}
+
+/* Whether a failure says the server cannot deliver (worth remembering),
+ * rather than the cache (a full disk) or an ending (unmount, a change). */
+static bool fail_memorable(int err)
+{
+	return err && err != -ECANCELED && err != -ENOSPC && err != -EDQUOT &&
+	       err != -ENOMEM && err != -ESTALE;
+}
+
 /* The transfer is over for good: hand back the job or the result. */
 static void xfer_finish(struct engine *e, struct xfer *x, int err)
 {
 	struct sched *s = atomic_load(&e->sched);
 
+	if (x->kind == XFER_BLOB && x->handed_over) {
+		xfer_free(x); /* its job rides on another stream */
+		return;
+	}
 	if (err)
 		atomic_fetch_add(&e->st_failures, 1);
 	if (x->kind == XFER_BLOB) {
-		uint64_t done_upto = x->chunk_idx;
+		struct ride *r;
 
+		if (x->stream)
+			stream_stop(x, err);
+		if (fail_memorable(err))
+			fail_remember(e, &x->job, x->chunk_idx, x->good_ms,
+				      err);
 		/* A chunk whose bytes were half written is not done. */
-		sched_job_end(s, &x->job, done_upto, err);
+		sched_job_end(s, &x->job, x->chunk_idx, err);
 		memset(&x->job, 0, sizeof(x->job));
+		while ((r = x->rides)) {
+			x->rides = r->next;
+			if (fail_memorable(err))
+				fail_remember(e, &r->job, r->done_upto,
+					      x->good_ms, err);
+			sched_job_end(s, &r->job, r->done_upto, err);
+			free(r);
+		}
 	} else {
 		struct http_result res = x->res;
 		http_done_fn done = x->done;
@@ -655,6 +1185,12 @@ static void xfer_finish(struct engine *e, struct xfer *x, int err)
 			res.url = strdup(x->url);
 		if (!res.etag && x->h_etag)
 			res.etag = strdup(x->h_etag);
+		if (x->h_content_range)
+			res.content_range = strdup(x->h_content_range);
+		if (!http_coding_identity(x->h_content_encoding, false))
+			res.encoding = strdup(x->h_content_encoding);
+		else if (!http_coding_identity(x->h_transfer_encoding, true))
+			res.encoding = strdup(x->h_transfer_encoding);
 		memset(&x->res, 0, sizeof(x->res));
 		done(arg, &res);
 	}
@@ -670,6 +1206,10 @@ static enum hlog_level fail_level(const struct xfer *x, int err)
 {
 	if (x->kind != XFER_BLOB)
 		return HLOG_INFO;
+	/* Unmounting, or the blob failed for another reason already said:
+	 * nobody is owed a line. */
+	if (err == -ECANCELED)
+		return HLOG_DEBUG;
 	/* A full cache disk: the read is answered uncached (fs/ops.c). */
 	return err == -ENOSPC || err == -EDQUOT ? HLOG_WARN : HLOG_ERR;
 }
@@ -677,7 +1217,7 @@ static enum hlog_level fail_level(const struct xfer *x, int err)
 static int backoff_ms(struct engine *e, struct xfer *x)
 {
 	int64_t ms = (int64_t)e->o.backoff_ms
-		     << (x->attempt > 10 ? 10 : x->attempt - 1);
+		     << (x->fails > 10 ? 10 : x->fails - 1);
 
 	if (ms > BACKOFF_CAP_MS)
 		ms = BACKOFF_CAP_MS;
@@ -688,15 +1228,24 @@ static int backoff_ms(struct engine *e, struct xfer *x)
 	return (int)ms;
 }
 
-/* Schedules another attempt, or finishes with err when none is left. */
+/*
+ * A try failed: schedules another, or finishes with err when none is
+ * left. Only tries that landed no new bytes count against the retries;
+ * the budget bounds them all in time.
+ */
 static void xfer_retry(struct engine *e, struct xfer *x, int err,
 		       const char *why)
 {
+	uint64_t now = clock_now_ms();
 	char what[600];
 	int ms;
 
 	x->attempt++;
-	if (x->no_retry || x->attempt > e->o.retries) {
+	if (x->fresh)
+		x->fails = 0; /* progress earns retries */
+	x->fresh = false;
+	x->fails++;
+	if (x->no_retry || x->fails > e->o.retries) {
 		hlog(fail_level(x, err), HLOG_FETCH,
 		     "%s failed: %s after %d tries",
 		     xfer_what(x, what, sizeof(what)), why, x->attempt);
@@ -704,20 +1253,37 @@ static void xfer_retry(struct engine *e, struct xfer *x, int err,
 		return;
 	}
 	ms = backoff_ms(e, x);
-	hlog(HLOG_INFO, HLOG_FETCH, "%s: %s, retrying in %d ms (try %d of %d)",
+	x->wait_ms = 0; /* a server's wait is for the try after it only */
+	if (now + (uint64_t)ms >= x->good_ms + (uint64_t)e->o.budget_ms) {
+		hlog(fail_level(x, err), HLOG_FETCH,
+		     "%s failed: %s after %d tries; %" PRIu64
+		     " s without progress, the next try would pass the %d s "
+		     "budget",
+		     xfer_what(x, what, sizeof(what)), why, x->attempt,
+		     (now - x->good_ms) / 1000, e->o.budget_ms / 1000);
+		xfer_finish(e, x, err);
+		return;
+	}
+	if (x->kind == XFER_BLOB && x->stream)
+		stream_stop(x, 0);
+	hlog(HLOG_INFO, HLOG_FETCH,
+	     "%s: %s, retrying in %d ms (try %d, %d of %d retries used)",
 	     xfer_what(x, what, sizeof(what)), why, ms, x->attempt + 1,
-	     e->o.retries + 1);
+	     x->fails, e->o.retries);
 	atomic_fetch_add(&e->st_retries, 1);
-	x->retry_at_ms = clock_now_ms() + (uint64_t)ms;
+	x->retry_at_ms = now + (uint64_t)ms;
 	x->next = e->waiting;
 	e->waiting = x;
 }
 
-/* Restarts at once from a new URL (redirect, or back to the origin). */
+/* Restarts at once from a new URL (redirect, or back to the origin),
+ * or with url NULL from the same one (the rest after a short 206). */
 static void xfer_redirect(struct engine *e, struct xfer *x, char *url)
 {
-	free(x->url);
-	x->url = url;
+	if (url) {
+		free(x->url);
+		x->url = url;
+	}
 	x->retry_at_ms = 0;
 	x->next = e->waiting;
 	e->waiting = x;
@@ -733,15 +1299,23 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 	x->status = status;
 	xfer_detach(e, x);
 
+	if (x->kind == XFER_BLOB && x->handed_over) {
+		xfer_finish(e, x, 0);
+		return;
+	}
 	if (x->kind == XFER_BLOB && x->stop_ok)
 		rc = CURLE_OK;
 	if (err) {
-		snprintf(why, sizeof(why), "%s", strerror(-err));
+		snprintf(why, sizeof(why), "%s",
+			 x->why[0] ? x->why : strerror(-err));
 		if (x->fatal || x->kind == XFER_HTTP) {
 			if (!x->fatal)
 				goto retry;
-			hlog(fail_level(x, err), HLOG_FETCH, "%s failed: %s",
-			     xfer_what(x, ubuf, sizeof(ubuf)), why);
+			/* -ESTALE: blob_validate said what changed, once. */
+			if (err != -ESTALE)
+				hlog(fail_level(x, err), HLOG_FETCH,
+				     "%s failed: %s",
+				     xfer_what(x, ubuf, sizeof(ubuf)), why);
 			xfer_finish(e, x, err);
 			return;
 		}
@@ -813,6 +1387,15 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 
 		err = http_status_errno(status);
 		snprintf(why, sizeof(why), "HTTP %ld", status);
+		if (status == 412 && x->kind == XFER_BLOB && x->job.if_match) {
+			/* If-Match failed: the object is not the one listed. */
+			err = -ESTALE;
+			snprintf(why, sizeof(why),
+				 "HTTP 412: it changed on the server since it "
+				 "was listed (ETag %s)",
+				 x->job.etag ? x->job.etag : "?");
+			goto fail;
+		}
 		if (redirected &&
 		    (status == 400 || status == 403 || status == 410) &&
 		    x->hops <= ENGINE_MAX_REDIRECTS) {
@@ -848,7 +1431,31 @@ static void xfer_done(struct engine *e, struct xfer *x, CURLcode rc)
 		}
 		goto fail;
 	}
+	if (x->kind == XFER_BLOB && x->stream) {
+		if (!x->stop_ok && x->spos < x->job.file_size) {
+			err = -ECONNRESET;
+			snprintf(why, sizeof(why),
+				 "short body: %" PRIu64 " bytes missing",
+				 x->job.file_size - x->spos);
+			goto retry;
+		}
+		xfer_finish(e, x, 0);
+		return;
+	}
 	if (x->kind == XFER_BLOB) {
+		if (x->pos < x->job.end && x->validated && status == 206 &&
+		    x->pos == x->range_last + 1) {
+			/* A legal short answer (RFC 9110 14.4): all it said
+			 * it would send came. Not a failure: ask for the
+			 * rest at once. */
+			hlog(HLOG_DEBUG, HLOG_HTTP,
+			     "%s: a short 206 ended at %" PRIu64
+			     ", asking for the rest",
+			     xfer_what(x, ubuf, sizeof(ubuf)), x->pos);
+			x->attempt++;
+			xfer_redirect(e, x, NULL);
+			return;
+		}
 		if (x->pos < x->job.end) {
 			err = -ECONNRESET;
 			snprintf(why, sizeof(why),
@@ -914,17 +1521,35 @@ static void engine_pull_jobs(struct engine *e, int *next_ms)
 	if (!s)
 		return;
 	while (e->nactive < e->o.connections && !atomic_load(&e->stop)) {
-		struct fetch_job job;
-		struct xfer *x;
-		int ms = -1, err;
 		bool background = e->nactive < e->o.connections - reserve;
+		const struct fail_rec *rec;
+		struct fetch_job job;
+		struct xfer *x, *o;
+		int ms = -1, err;
 
 		if (!sched_take_job(s, background, &job, &ms)) {
 			if (ms >= 0 && (*next_ms < 0 || ms < *next_ms))
 				*next_ms = ms;
 			return;
 		}
+		rec = fail_recall(e, &job);
+		if (rec &&
+		    clock_now_ms() >= rec->good_ms + (uint64_t)e->o.budget_ms) {
+			hlog(HLOG_INFO, HLOG_FETCH,
+			     "'%s' chunks %" PRIu64 "-%" PRIu64
+			     " failed a moment ago without progress for the "
+			     "whole %d s budget: not asked again yet",
+			     fblob_name(job.fb), job.first,
+			     job.first + job.count - 1, e->o.budget_ms / 1000);
+			sched_job_end(s, &job, job.first, rec->err);
+			continue;
+		}
+		o = stream_find(e, job.fb, job.first, NULL);
+		if (o && !stream_add_ride(o, &job, job.first))
+			continue; /* the stream will pass them */
 		err = blob_xfer_new(e, &job, &x);
+		if (!err && rec)
+			x->good_ms = rec->good_ms;
 		if (!err)
 			err = xfer_start(e, x);
 		if (err) {
@@ -980,21 +1605,52 @@ static void engine_reap(struct engine *e, int *next_ms)
 {
 	struct xfer *x = e->active, *next;
 	uint64_t now = clock_now_ms();
-	char why[64];
+	uint64_t stall_ms = (uint64_t)e->o.stall_timeout_ms;
+	char why[128], what[600];
 
 	for (; x; x = next) {
 		next = x->next;
-		if (x->kind == XFER_BLOB && sched_blob_cancelled(x->job.fb)) {
+		if (x->kind == XFER_BLOB && x->handed_over) {
+			continue; /* ends with its curl message */
+		} else if (x->kind == XFER_BLOB &&
+			   sched_blob_cancelled(x->job.fb)) {
 			int err = fblob_error(x->job.fb);
 
 			xfer_detach(e, x);
 			xfer_finish(e, x, err ? err : -ECANCELED);
-		} else if (now - x->progress_ms >=
-			   (uint64_t)e->o.stall_timeout_ms) {
+		} else if (now - x->good_ms >= (uint64_t)e->o.budget_ms) {
+			/* The budget is spent, whatever retries are left. */
+			xfer_detach(e, x);
+			x->attempt++;
+			hlog(fail_level(x, -ETIMEDOUT), HLOG_FETCH,
+			     "%s failed: no progress for %d s (the budget) "
+			     "after %d tries",
+			     xfer_what(x, what, sizeof(what)),
+			     e->o.budget_ms / 1000, x->attempt);
+			xfer_finish(e, x, -ETIMEDOUT);
+		} else if (now - x->progress_ms >= stall_ms) {
 			snprintf(why, sizeof(why), "no data for %d ms",
 				 e->o.stall_timeout_ms);
 			xfer_detach(e, x);
 			xfer_retry(e, x, -ETIMEDOUT, why);
+		} else if (now - x->win_ms >= stall_ms &&
+			   x->rx - x->win_rx <
+				   LOW_SPEED_BPS * stall_ms / 1000) {
+			/* A trickle: bytes come, but too few to matter (or
+			 * only headers came: no data). */
+			if (x->rx == x->win_rx)
+				snprintf(why, sizeof(why), "no data for %d ms",
+					 e->o.stall_timeout_ms);
+			else
+				snprintf(why, sizeof(why),
+					 "too slow: %" PRIu64 " bytes in %d ms",
+					 x->rx - x->win_rx,
+					 e->o.stall_timeout_ms);
+			xfer_detach(e, x);
+			xfer_retry(e, x, -ETIMEDOUT, why);
+		} else if (now - x->win_ms >= stall_ms) {
+			x->win_ms = now;
+			x->win_rx = x->rx;
 		}
 	}
 	if (e->active && (*next_ms < 0 || *next_ms > STALL_CHECK_MS))
@@ -1099,10 +1755,15 @@ int engine_new(const struct engine_opts *opts, struct engine **out)
 	e->o = *opts;
 	if (e->o.connections < 1)
 		e->o.connections = 1;
+	if (e->o.budget_ms <= 0)
+		e->o.budget_ms = ENGINE_BUDGET_MS_DEFAULT;
 	snprintf(e->user_agent, sizeof(e->user_agent), "%s",
 		 opts->user_agent ? opts->user_agent :
 				    "hollowfs/" HOLLOWFS_VERSION);
 	pthread_mutex_init(&e->lock, NULL);
+	err = engine_proxy_init(e, opts->proxy);
+	if (err)
+		goto out_free;
 	e->multi = curl_multi_init();
 	if (!e->multi) {
 		err = -EIO;
@@ -1123,6 +1784,7 @@ out_free:
 	if (e->multi)
 		curl_multi_cleanup(e->multi);
 	pthread_mutex_destroy(&e->lock);
+	free(e->proxy);
 	free(e);
 	return err;
 }
@@ -1144,6 +1806,7 @@ void engine_free(struct engine *e)
 		pthread_join(e->thread, NULL);
 	curl_multi_cleanup(e->multi);
 	pthread_mutex_destroy(&e->lock);
+	free(e->proxy);
 	free(e);
 }
 
@@ -1174,6 +1837,8 @@ int engine_http_submit(struct engine *e, const struct http_req *req,
 	x->url = strdup(req->url);
 	x->origin = strdup(req->url);
 	x->auth = req->auth ? strdup(req->auth) : NULL;
+	x->aws_sigv4 = req->aws_sigv4 ? strdup(req->aws_sigv4) : NULL;
+	x->userpwd = req->userpwd ? strdup(req->userpwd) : NULL;
 	x->head = req->head;
 	x->no_retry = req->no_retry;
 	x->range_off = req->range_off;
@@ -1183,7 +1848,9 @@ int engine_http_submit(struct engine *e, const struct http_req *req,
 	x->arg = arg;
 	x->res.content_length = -1;
 	x->res.linked_size = -1;
-	if (!x->url || !x->origin || (req->auth && !x->auth)) {
+	if (!x->url || !x->origin || (req->auth && !x->auth) ||
+	    (req->aws_sigv4 && !x->aws_sigv4) ||
+	    (req->userpwd && !x->userpwd)) {
 		xfer_free(x);
 		return -ENOMEM;
 	}
@@ -1245,4 +1912,6 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 	st->requests = atomic_load(&e->st_requests);
 	st->retries = atomic_load(&e->st_retries);
 	st->failures = atomic_load(&e->st_failures);
+	st->transfers = (unsigned int)atomic_load(&e->st_active);
+	st->connections = (unsigned int)e->o.connections;
 }

@@ -25,7 +25,10 @@ struct fetch_job {
 				 * redirect target (owned) */
 	char *origin; /* the origin URL (owned) */
 	char *auth; /* header line for the origin host (owned) */
+	char *aws_sigv4; /* SigV4 provider, or NULL (owned) */
+	char *userpwd; /* "KEY_ID:SECRET", or NULL (owned, wiped) */
 	char *etag; /* expected ETag, or NULL (owned) */
+	bool if_match; /* send If-Match: etag to the origin */
 	bool pinned; /* immutable: no ETag learned or compared */
 	uint64_t file_size;
 	uint32_t chunk_size;
@@ -69,6 +72,19 @@ void sched_waiters_fire(struct sched_waiter *w);
  */
 void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
 		   int err);
+
+/*
+ * A whole-file stream (a server that ignores Range) passes chunk idx of
+ * fb: claims it when nobody has it (MISSING, QUEUED or FAILED, and its
+ * lock byte free in every process) as a one-chunk job in *job: INFLIGHT,
+ * its lock byte held, a reference on fb, no strings. Complete it with
+ * sched_chunk_done, then hand it back with sched_job_end. Returns false
+ * and leaves the chunk as it was otherwise (a reader that came to wait
+ * on it meanwhile is queued for, or failed out of memory: added to *fire
+ * as sched_chunk_done does). Engine thread; reads no file.
+ */
+bool sched_claim_chunk(struct sched *s, struct fblob *fb, uint64_t idx,
+		       struct fetch_job *job, struct sched_waiter **fire);
 
 /* The blob's redirect target to reuse (NULL: forget it). */
 void sched_set_redirect(struct sched *s, struct fblob *fb, const char *url);

@@ -486,6 +486,49 @@ int http_parse_content_range(const char *v, uint64_t *first, uint64_t *last,
 	return 0;
 }
 
+int http_check_content_range(const char *v, uint64_t off, uint64_t len,
+			     uint64_t size)
+{
+	uint64_t a = 0, b = 0, total = 0;
+	int err;
+
+	if (!v || !len)
+		return -EPROTO;
+	err = http_parse_content_range(v, &a, &b, &total);
+	if ((!err || err == -ERANGE) && total != size)
+		return -ESTALE;
+	if (err || a != off || b - a != len - 1)
+		return -EPROTO;
+	return 0;
+}
+
+bool http_coding_identity(const char *v, bool transfer)
+{
+	const char *p = v;
+
+	if (!p)
+		return true;
+	for (;;) {
+		const char *tok;
+		size_t n;
+
+		while (is_ows(*p) || *p == ',')
+			p++;
+		if (!*p)
+			return true;
+		tok = p;
+		while (*p && *p != ',' && !is_ows(*p))
+			p++;
+		n = (size_t)(p - tok);
+		p = skip_ows(p);
+		if (*p && *p != ',')
+			return false; /* a parameter, or junk */
+		if (!(n == 8 && !strncasecmp(tok, "identity", 8)) &&
+		    !(transfer && n == 7 && !strncasecmp(tok, "chunked", 7)))
+			return false;
+	}
+}
+
 int http_parse_date(const char *s, int64_t *out)
 {
 	return dirindex_parse_date(s, strlen(s), out);

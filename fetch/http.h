@@ -106,6 +106,27 @@ int http_parse_content_range(const char *v, uint64_t *first, uint64_t *last,
 	__attribute__((warn_unused_result));
 
 /*
+ * Whether a Content-Range v (of a 206) names exactly bytes [off, off +
+ * len) of a file of size bytes, len > 0: 0; -ESTALE when its total is not
+ * size (the file changed); -EPROTO for anything else: NULL, a value
+ * http_parse_content_range rejects (the unsatisfied form with the right
+ * total too), or other bytes.
+ */
+int http_check_content_range(const char *v, uint64_t off, uint64_t len,
+			     uint64_t size) __attribute__((warn_unused_result));
+
+/*
+ * Whether a Content-Encoding (transfer false) or Transfer-Encoding
+ * (transfer true) value leaves a body as the bytes of the file: each
+ * coding of the comma-separated list is "identity" or, for
+ * Transfer-Encoding (which libcurl takes off), "chunked"; without case,
+ * spaces and empty elements allowed (RFC 9110 5.6.1). NULL and "" are
+ * identity. Anything else (gzip, br, x-gzip, a coding with parameters,
+ * junk) is false: such a body is never stored as a file's bytes.
+ */
+bool http_coding_identity(const char *v, bool transfer);
+
+/*
  * Parses an HTTP date (RFC 9110 IMF-fixdate) or an nginx autoindex mtime
  * into unix seconds. Returns 0 or -EINVAL.
  */

@@ -36,15 +36,21 @@
 
 #include "fetch/engine.h"
 #include "fetch/fetch_i.h"
+#include "fetch/http.h"
 #include "fetch/work.h"
 #include "state/blob.h"
 #include "state/cache.h"
 #include "state/chunkmap.h"
 #include "state/clock.h"
 #include "state/hlog.h"
+#include "state/units.h"
 #include "state/verify.h"
 
 #define DEFER_FOREIGN_MS 100 /* look again at a chunk another process has */
+/* A chunk another process holds this long: its peer may be frozen
+ * (SIGSTOP, docker pause, D state), so readers get its bytes uncached. */
+#define FOREIGN_WAIT_MS 10000
+#define STUCK_MAX 64 /* chunks remembered as held elsewhere, per blob */
 #define LOCAL_MAX_INFLIGHT 8 /* file:// copy jobs queued or running */
 #define COPY_BLOCK_BYTES (1u << 20) /* file:// copies read by 1 MiB */
 #define WORKERS_DEFAULT 4
@@ -82,6 +88,8 @@ struct fblob {
 	int refs; /* s->lock */
 	struct blob *b; /* owned; read-only fields */
 	char *url, *auth, *name; /* owned, immutable */
+	char *aws_sigv4, *userpwd; /* owned, immutable; may be NULL */
+	bool if_match; /* immutable */
 	char *etag; /* s->lock */
 	char *redirect; /* s->lock: cached redirect target */
 	uint8_t *qprio; /* s->lock: prio a chunk is queued at */
@@ -92,6 +100,24 @@ struct fblob {
 	char *local_path; /* owned, immutable; file:// or NULL */
 	_Atomic bool verified; /* passed its hash */
 	enum verify_state vstate; /* s->lock */
+	/* The incremental check: bytes [0, vhashed) are in vctx. vhashed is
+	 * s->lock; vctx belongs to the one verify job (vstate QUEUED). */
+	uint64_t vhashed;
+	struct verify_ctx *vctx;
+	_Atomic int replies; /* splice replies from the data file running */
+	/* Chunks another process has held since a time (s->lock); nstuck is
+	 * atomic so that claims check it without the lock. */
+	struct stuck {
+		uint64_t idx, since_ms;
+		bool warned; /* its give-up was logged */
+	} stuck[STUCK_MAX];
+	_Atomic int nstuck;
+	bool saving; /* s->lock: the saver is in blob_save */
+	/* s->lock: when a fetch was first wanted, and the bytes DONE then
+	 * (for the line logged when the file is complete) */
+	uint64_t want_ms, want_done;
+	bool discarding; /* s->lock: the saver must keep off */
+	bool vreset; /* s->lock: the check must start over (chunks lost) */
 };
 
 struct sched {
@@ -108,6 +134,7 @@ struct sched {
 	pthread_t saver;
 	pthread_cond_t saver_cond; /* with lock */
 	pthread_cond_t saved_cond; /* with lock */
+	pthread_cond_t discard_cond; /* with lock: a blob_save ended */
 	bool stopping; /* lock */
 	bool save_requested; /* lock */
 	uint64_t save_gen; /* lock: saver rounds completed */
@@ -147,6 +174,22 @@ static void sched_cond_wait(struct sched *s, pthread_cond_t *c,
 static bool verify_due_locked(struct fblob *fb);
 static void verify_submit(struct sched *s, struct fblob *fb);
 
+/*
+ * Whether reads of fb are held until its verdict: it has a hash, every
+ * chunk is DONE, and it is neither verified nor failed yet. From the
+ * moment its last chunk lands no byte of it is served before the check
+ * says it is good (DESIGN.md: verification holds at every moment).
+ * Lock-free: each field is atomic or immutable.
+ */
+static bool fblob_held(const struct fblob *fb)
+{
+	struct fblob *f = (struct fblob *)fb;
+
+	return fb->hash && !atomic_load(&f->verified) &&
+	       !atomic_load(&f->fatal_err) &&
+	       chunkmap_done_count(fb->b->map) == fb->b->nchunks;
+}
+
 void sched_opts_default(struct sched_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -185,6 +228,25 @@ bool fblob_chunks_for(const struct fblob *fb, uint64_t off, uint64_t len,
 		      uint64_t *first, uint64_t *last)
 {
 	return chunkmap_chunks_for(fb->b->map, off, len, first, last);
+}
+
+bool fblob_servable(const struct fblob *fb, uint64_t first, uint64_t last)
+{
+	return chunkmap_all_done(fb->b->map, first, last) && !fblob_held(fb);
+}
+
+bool fblob_reply_begin(struct fblob *fb)
+{
+	atomic_fetch_add(&fb->replies, 1);
+	if (!atomic_load(&fb->fatal_err))
+		return true;
+	atomic_fetch_sub(&fb->replies, 1);
+	return false;
+}
+
+void fblob_reply_end(struct fblob *fb)
+{
+	atomic_fetch_sub(&fb->replies, 1);
 }
 
 bool fblob_all_done(const struct fblob *fb, uint64_t first, uint64_t last)
@@ -238,6 +300,15 @@ bool sched_blob_cancelled(struct fblob *fb)
 	       atomic_load(&fb->s->shutdown);
 }
 
+/* Frees a string holding a secret (SigV4 "KEY_ID:SECRET"), wiped first. */
+static void free_secret(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
 static void fblob_destroy(struct fblob *fb)
 {
 	int err;
@@ -250,6 +321,8 @@ static void fblob_destroy(struct fblob *fb)
 	blob_free(fb->b);
 	free(fb->url);
 	free(fb->auth);
+	free(fb->aws_sigv4);
+	free_secret(fb->userpwd);
 	free(fb->name);
 	free(fb->etag);
 	free(fb->redirect);
@@ -257,6 +330,7 @@ static void fblob_destroy(struct fblob *fb)
 	free(fb->hash_kind);
 	free(fb->hash);
 	free(fb->local_path);
+	verify_ctx_free(fb->vctx);
 	free(fb);
 }
 
@@ -347,6 +421,9 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	fb->b = b;
 	fb->url = strdup(t->url);
 	fb->auth = t->auth ? strdup(t->auth) : NULL;
+	fb->aws_sigv4 = t->aws_sigv4 ? strdup(t->aws_sigv4) : NULL;
+	fb->userpwd = t->userpwd ? strdup(t->userpwd) : NULL;
+	fb->if_match = t->if_match;
 	fb->name = strdup(t->name ? t->name : t->url);
 	fb->etag = t->etag ? strdup(t->etag) : NULL;
 	fb->qprio = malloc(b->nchunks ? b->nchunks : 1);
@@ -364,6 +441,7 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	}
 	if (!fb->url || !fb->name || !fb->qprio || (t->auth && !fb->auth) ||
 	    (t->etag && !fb->etag) || (t->local_path && !fb->local_path) ||
+	    (t->aws_sigv4 && !fb->aws_sigv4) || (t->userpwd && !fb->userpwd) ||
 	    (fb->hash_kind == NULL) != (fb->hash == NULL)) {
 		err = -ENOMEM;
 		goto out_fb;
@@ -394,6 +472,8 @@ out_fb:
 	if (fb) {
 		free(fb->url);
 		free(fb->auth);
+		free(fb->aws_sigv4);
+		free_secret(fb->userpwd);
 		free(fb->name);
 		free(fb->etag);
 		free(fb->qprio);
@@ -471,7 +551,8 @@ int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
 		*wp = NULL;
 	if (last >= fb->b->nchunks || first > last)
 		return -EINVAL;
-	if (chunkmap_all_done(fb->b->map, first, last))
+	if (chunkmap_all_done(fb->b->map, first, last) &&
+	    (!done || !fblob_held(fb)))
 		return 1;
 	err = atomic_load(&fb->fatal_err);
 	if (err)
@@ -504,12 +585,17 @@ int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
 		return err;
 	}
 	need = want_mark_locked(fb, first, last, prio, &all_done);
-	if (all_done) {
+	if (need && !fb->want_ms) {
+		fb->want_ms = clock_now_ms();
+		fb->want_done = chunkmap_done_bytes(fb->b->map);
+	}
+	if (all_done && (!w || !fblob_held(fb))) {
 		sched_unlock(s);
 		free(w);
 		free(q);
 		return 1;
 	}
+	/* All DONE but held for the verdict: only the waiter, no fetch. */
 	if (need) {
 		queue_add_locked(s, fb, prio, first, last, 0, q);
 		q = NULL;
@@ -589,6 +675,8 @@ static void waiters_collect_locked(struct fblob *fb, uint64_t lo, uint64_t hi,
 			}
 			if (werr)
 				ready = true;
+			else if (ready && fblob_held(fb))
+				ready = false; /* until the verdict */
 		}
 		if (!ready) {
 			pp = &w->next;
@@ -619,20 +707,50 @@ void sched_waiters_fire(struct sched_waiter *w)
 }
 
 /*
- * Whether fb is due for its whole-file check: it has a hash, every chunk
- * is DONE and no check is queued or finished. Marks it queued; the caller
- * submits the job (verify_submit) after the unlock.
+ * Whether fb has work for a verify job: it has a hash, no job is queued
+ * or finished, and either it is verified (its hooks are to run), or the
+ * chunk where its in-order hash stopped is DONE, or everything is hashed
+ * (the verdict). Marks it queued; the caller submits the job
+ * (verify_submit) after the unlock.
  */
 static bool verify_due_locked(struct fblob *fb)
 {
 	struct blob *b = fb->b;
+	uint64_t next = fb->vhashed / b->layout.chunk_size;
+	bool due;
 
 	assert_locked(fb->s);
-	if (!fb->hash || fb->vstate != VS_IDLE || atomic_load(&fb->fatal_err) ||
-	    chunkmap_done_count(b->map) != b->nchunks)
+	if (!fb->hash || fb->vstate != VS_IDLE || atomic_load(&fb->fatal_err))
 		return false;
-	fb->vstate = VS_QUEUED;
-	return true;
+	due = atomic_load(&fb->verified) ||
+	      fb->vhashed >= b->layout.file_size ||
+	      (next < b->nchunks && chunkmap_get(b->map, next) == CHUNK_DONE);
+	if (due)
+		fb->vstate = VS_QUEUED;
+	return due;
+}
+
+/* The one info line of a file fetched to its end in this process. */
+static void log_complete(struct sched *s, struct fblob *fb, const char *kind)
+{
+	uint64_t size = fb->b->layout.file_size, t0, done0, ms;
+	char sz[UNITS_BYTES_MAX], rate[UNITS_BYTES_MAX];
+
+	sched_lock(s);
+	t0 = fb->want_ms;
+	done0 = fb->want_done;
+	fb->want_ms = 0; /* once */
+	sched_unlock(s);
+	if (!t0)
+		return; /* completed by nobody's fetch here, or said */
+	ms = clock_now_ms() - t0;
+	units_bytes(size, sz, sizeof(sz));
+	units_bytes((size - done0) * 1000 / (ms ? ms : 1), rate, sizeof(rate));
+	hlog(HLOG_INFO, HLOG_FETCH,
+	     "'%s' complete: %s in %" PRIu64 ".%03" PRIu64 " s (%s/s), %s%s",
+	     fb->name, sz, ms / 1000, ms % 1000, rate,
+	     kind ? "verified " : "not verified (no published hash)",
+	     kind ? kind : "");
 }
 
 void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
@@ -640,14 +758,17 @@ void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 {
 	struct fblob *fb = job->fb;
 	struct sched_waiter *mine = NULL;
-	bool verify;
+	bool verify, complete;
 
 	sched_lock(s);
 	chunkmap_set(fb->b->map, idx, CHUNK_DONE);
 	waiters_collect_locked(fb, idx, idx, 0, fire ? fire : &mine);
 	verify = verify_due_locked(fb);
+	complete = chunkmap_done_count(fb->b->map) == fb->b->nchunks;
 	sched_unlock(s);
 	cache_chunk_unlock(job->lock_fd, idx);
+	if (complete && !fb->hash) /* else its verdict says it */
+		log_complete(s, fb, NULL);
 	if (verify)
 		verify_submit(s, fb); /* queues only: never runs it here */
 	waiters_fire(mine);
@@ -658,6 +779,8 @@ static void job_release(struct fetch_job *job)
 	free(job->url);
 	free(job->origin);
 	free(job->auth);
+	free(job->aws_sigv4);
+	free_secret(job->userpwd);
 	free(job->etag);
 	fblob_put(job->fb);
 	memset(job, 0, sizeof(*job));
@@ -741,6 +864,79 @@ void sched_fail_blob(struct sched *s, struct fblob *fb, int err)
 	sched_unlock(s);
 	waiters_fire(fire);
 	engine_kick(s->engine);
+}
+
+/* True when a waiter of fb needs chunk idx. */
+static bool wanted_locked(struct fblob *fb, uint64_t idx)
+{
+	assert_locked(fb->s);
+	for (struct sched_waiter *w = fb->waiters; w; w = w->next)
+		if (w->first <= idx && idx <= w->last)
+			return true;
+	return false;
+}
+
+bool sched_claim_chunk(struct sched *s, struct fblob *fb, uint64_t idx,
+		       struct fetch_job *job, struct sched_waiter **fire)
+{
+	struct sched_waiter *mine = NULL;
+	struct blob *b = fb->b;
+	enum chunk_state was;
+	struct qent *q;
+
+	if (idx >= b->nchunks || fb->local_path)
+		return false;
+	sched_lock(s);
+	was = chunkmap_get(b->map, idx);
+	if (atomic_load(&fb->fatal_err) || atomic_load(&s->shutdown) ||
+	    (was != CHUNK_MISSING && was != CHUNK_QUEUED &&
+	     was != CHUNK_FAILED)) {
+		sched_unlock(s);
+		return false;
+	}
+	chunkmap_set(b->map, idx, CHUNK_INFLIGHT);
+	sched_unlock(s);
+	if (!cache_chunk_trylock(b->files.lock_fd, idx)) {
+		memset(job, 0, sizeof(*job));
+		fblob_get(fb);
+		job->fb = fb;
+		job->first = idx;
+		job->count = 1;
+		job->prio = SCHED_BACKGROUND;
+		job->off = idx * (uint64_t)b->layout.chunk_size;
+		job->end = job->off + b->layout.chunk_size;
+		if (job->end > b->layout.file_size)
+			job->end = b->layout.file_size;
+		job->file_size = b->layout.file_size;
+		job->chunk_size = b->layout.chunk_size;
+		job->pinned = fb->pinned;
+		job->data_fd = b->files.data_fd;
+		job->sums_fd = b->files.sums_fd;
+		job->lock_fd = b->files.lock_fd;
+		return true;
+	}
+	/* Another process fetches it: as it was (a QUEUED chunk keeps its
+	 * queue entry), or queued, deferred, when a reader came to wait on
+	 * it meanwhile (it saw INFLIGHT and queued nothing). */
+	q = calloc(1, sizeof(*q));
+	sched_lock(s);
+	if (chunkmap_get(b->map, idx) != CHUNK_INFLIGHT) {
+		/* not ours any more (the blob failed) */
+	} else if (was == CHUNK_QUEUED || !wanted_locked(fb, idx)) {
+		chunkmap_set(b->map, idx, was);
+	} else if (q) {
+		requeue_locked(s, fb, idx, idx, SCHED_DEMAND, DEFER_FOREIGN_MS,
+			       q);
+		q = NULL;
+	} else {
+		chunkmap_set(b->map, idx, CHUNK_FAILED);
+		waiters_collect_locked(fb, idx, idx, -ENOMEM,
+				       fire ? fire : &mine);
+	}
+	sched_unlock(s);
+	free(q);
+	waiters_fire(mine);
+	return false;
 }
 
 void sched_set_redirect(struct sched *s, struct fblob *fb, const char *url)
@@ -866,6 +1062,10 @@ static int pick_locked(struct sched *s, bool background, struct fetch_job *job,
 				strdup(fb->redirect ? fb->redirect : fb->url);
 			job->origin = strdup(fb->url);
 			job->auth = fb->auth ? strdup(fb->auth) : NULL;
+			job->aws_sigv4 = fb->aws_sigv4 ? strdup(fb->aws_sigv4) :
+							 NULL;
+			job->userpwd = fb->userpwd ? strdup(fb->userpwd) : NULL;
+			job->if_match = fb->if_match;
 			job->etag = fb->etag && !fb->pinned ? strdup(fb->etag) :
 							      NULL;
 			job->pinned = fb->pinned;
@@ -952,6 +1152,7 @@ static void probe_submit(struct sched *s, const struct fetch_job *job,
 	struct fetch_job one = *job;
 
 	one.url = one.origin = one.auth = one.etag = NULL;
+	one.aws_sigv4 = one.userpwd = NULL;
 	one.first = idx;
 	one.count = 1;
 	fblob_get(job->fb);
@@ -962,6 +1163,110 @@ static void probe_submit(struct sched *s, const struct fetch_job *job,
 	jw->job = one;
 	if (workq_submit(s->work, WORK_FAST, &jw->w))
 		probe_run(&jw->w, true); /* stopping: give it back */
+}
+
+/*
+ * Chunk idx of fb is held by another process: since when (its first
+ * sighting is now). With no room left, the oldest record is reused.
+ */
+static uint64_t stuck_since(struct sched *s, struct fblob *fb, uint64_t idx,
+			    uint64_t now)
+{
+	int i, n, oldest = 0;
+	uint64_t since = now;
+
+	sched_lock(s);
+	n = atomic_load(&fb->nstuck);
+	for (i = 0; i < n; i++) {
+		if (fb->stuck[i].idx == idx) {
+			since = fb->stuck[i].since_ms;
+			goto out;
+		}
+		if (fb->stuck[i].since_ms < fb->stuck[oldest].since_ms)
+			oldest = i;
+	}
+	if (n < STUCK_MAX)
+		atomic_store(&fb->nstuck, ++n);
+	else
+		i = oldest;
+	fb->stuck[i].idx = idx;
+	fb->stuck[i].since_ms = now;
+	fb->stuck[i].warned = false;
+out:
+	sched_unlock(s);
+	return since;
+}
+
+/* Chunk idx was claimed: no longer held elsewhere. */
+static void stuck_forget(struct sched *s, struct fblob *fb, uint64_t idx)
+{
+	int i, n;
+
+	if (!atomic_load(&fb->nstuck))
+		return;
+	sched_lock(s);
+	n = atomic_load(&fb->nstuck);
+	for (i = 0; i < n; i++) {
+		if (fb->stuck[i].idx == idx) {
+			fb->stuck[i] = fb->stuck[n - 1];
+			atomic_store(&fb->nstuck, n - 1);
+			break;
+		}
+	}
+	sched_unlock(s);
+}
+
+/* Starts the clocks of the chunks of [from, end) another process holds;
+ * leaves the others as they were (a lock taken to look is let go). */
+static void stuck_note_rest(struct sched *s, const struct fetch_job *job,
+			    uint64_t from, uint64_t end, uint64_t now)
+{
+	uint64_t j;
+
+	for (j = from; j < end; j++) {
+		if (cache_chunk_trylock(job->lock_fd, j))
+			(void)stuck_since(s, job->fb, j, now);
+		else
+			cache_chunk_unlock(job->lock_fd, j);
+	}
+}
+
+/*
+ * Gives up waiting for chunk idx, which another process has held for
+ * FOREIGN_WAIT_MS: its waiters get -ENOLCK, which readers answer with
+ * bytes fetched into memory (fs/ops.c), and the chunk is FAILED, so the
+ * next want queues it again (and gives up at once while it stays held).
+ */
+static void stuck_give_up(struct sched *s, const struct fetch_job *job,
+			  uint64_t idx)
+{
+	struct fetch_job one = *job;
+	struct fblob *fb = job->fb;
+	bool say = false;
+	int i, n;
+
+	sched_lock(s);
+	n = atomic_load(&fb->nstuck);
+	for (i = 0; i < n; i++) {
+		if (fb->stuck[i].idx == idx) {
+			say = !fb->stuck[i].warned;
+			fb->stuck[i].warned = true;
+			break;
+		}
+	}
+	sched_unlock(s);
+	if (say) /* once per chunk, not once per reader */
+		hlog(HLOG_WARN, HLOG_SCHED,
+		     "'%s' chunk %" PRIu64 " is held by another process for "
+		     "over %d s (frozen?): its readers are served uncached",
+		     fb->name, idx, FOREIGN_WAIT_MS / 1000);
+	one.url = one.origin = one.auth = one.etag = NULL;
+	one.aws_sigv4 = one.userpwd = NULL;
+	one.first = idx;
+	one.count = 1;
+	fblob_get(job->fb);
+	/* Unlocking a byte another process holds changes nothing. */
+	sched_job_end(s, &one, idx, -ENOLCK);
 }
 
 /*
@@ -987,11 +1292,26 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 		uint64_t sum = 0;
 
 		if (cache_chunk_trylock(b->files.lock_fd, i)) {
-			/* Another process fetches it: look again later. */
+			uint64_t now = clock_now_ms();
+
+			if (i == job->first &&
+			    now - stuck_since(s, fb, i, now) >=
+				    FOREIGN_WAIT_MS) {
+				stuck_give_up(s, job, i);
+				job->first++;
+				job->count--;
+				continue;
+			}
+			/* Another process fetches it: look again later. The
+			 * clocks of the rest of the run held with it start
+			 * now too, so a frozen peer costs one wait, not one
+			 * per chunk it holds. */
+			stuck_note_rest(s, job, i + 1, end, now);
 			stop = requeue_from = i;
 			delay_ms = DEFER_FOREIGN_MS;
 			break;
 		}
+		stuck_forget(s, fb, i);
 		/* A read error counts as no entry: the chunk is fetched. */
 		if (blob_sums_entry(b, i, &sum) || !sum)
 			continue;
@@ -1172,7 +1492,9 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 		if (!got)
 			return 0;
 		if (!job->url || !job->origin ||
-		    (job->fb->auth && !job->auth)) {
+		    (job->fb->auth && !job->auth) ||
+		    (job->fb->aws_sigv4 && !job->aws_sigv4) ||
+		    (job->fb->userpwd && !job->userpwd)) {
 			if (local) {
 				sched_lock(s);
 				s->local_inflight--;
@@ -1204,14 +1526,74 @@ struct uncached_read {
 	struct fblob *fb; /* a reference */
 };
 
+/*
+ * Checks an uncached answer as blob transfers are checked (engine.c,
+ * blob_validate): a 206, not encoded, whose Content-Range is exactly the
+ * bytes asked for, of the file's size, with the blob's ETag, and a body
+ * of that length. Says why in one line. Returns 0 or a negative errno.
+ */
+static int uncached_check(struct uncached_read *ur, struct http_result *res)
+{
+	struct fblob *fb = ur->fb;
+	uint64_t end = ur->off + ur->len - 1;
+	char ubuf[512], *etag = NULL;
+	const char *why = NULL;
+	int err = 0;
+
+	/* A 200 (Range ignored) is larger than a read: -EFBIG. */
+	if (res->err && !(res->err == -EFBIG && res->status == 200))
+		return res->err; /* the engine said why */
+	if (res->status != 206) {
+		why = "not a 206";
+		err = -EPROTO;
+	} else if (res->encoding) {
+		why = "an encoded body";
+		err = -EPROTO;
+	} else {
+		err = http_check_content_range(res->content_range, ur->off,
+					       ur->len,
+					       fb->b->layout.file_size);
+		why = err == -ESTALE ? "the file's size changed" :
+				       "another Content-Range";
+	}
+	if (!err && !fb->pinned) {
+		sched_lock(fb->s);
+		if (fb->etag && res->etag &&
+		    !http_etag_equal(fb->etag, res->etag))
+			etag = strdup(fb->etag);
+		sched_unlock(fb->s);
+		if (etag) {
+			why = "the ETag changed";
+			err = -ESTALE;
+		}
+	}
+	if (!err && res->body_len != ur->len) {
+		why = "a short body";
+		err = -EPROTO;
+	}
+	if (!err)
+		return 0;
+	hlog(HLOG_ERR, HLOG_FETCH,
+	     "uncached read of '%s' bytes %" PRIu64 "-%" PRIu64
+	     " refused: %s (HTTP %ld, Content-Range '%s', ETag %s%s%s%s) "
+	     "from '%s'",
+	     fb->name, ur->off, end, why, res->status,
+	     res->content_range ? res->content_range : "",
+	     res->etag ? res->etag : "-", etag ? ", expected " : "",
+	     etag ? etag : "", res->encoding ? ", encoded" : "",
+	     http_log_url(res->url ? res->url : fb->url, ubuf, sizeof(ubuf)));
+	free(etag);
+	/* Changed on the server: the blob fails for good, as when cached. */
+	if (err == -ESTALE)
+		sched_fail_blob(fb->s, fb, err);
+	return err;
+}
+
 static void uncached_done(void *arg, struct http_result *res)
 {
 	struct uncached_read *ur = arg;
-	int err = res->err;
+	int err = uncached_check(ur, res);
 
-	/* 206 with exactly our bytes. */
-	if (!err && (res->status != 206 || res->body_len != ur->len))
-		err = -EPROTO;
 	ur->done(ur->arg, err, err ? NULL : res->body, err ? 0 : ur->len);
 	http_result_release(res);
 	fblob_put(ur->fb);
@@ -1249,6 +1631,8 @@ int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
 	struct http_req req = {
 		.url = fb->url,
 		.auth = fb->auth,
+		.aws_sigv4 = fb->aws_sigv4,
+		.userpwd = fb->userpwd,
 		.range_off = off,
 		.range_len = len,
 		.max_body = len,
@@ -1358,63 +1742,145 @@ out:
 }
 
 /*
- * The whole-file check of a complete blob with a published hash, on the
- * worker pool (BULK lane), no lock held. A mismatch fails the blob for
- * good in this process (reads get EIO until a remount) and discards its
- * bytes, so a corrupted download is never served as good once detected.
- * Then the hooks run (export, page-cache invalidation), once per blob.
- * Returns true when the blob's check is over for good (verified and
- * announced, or corrupt); false when it was cut short (cancelled, read
- * error), so a later completion may queue it again.
+ * A corrupt blob is thrown away, with the saver kept off it (blob_save
+ * must never run beside it: it would write the bits back) and after the
+ * splice replies that were reading its data file are done, so no reader
+ * ever gets the zeros of a punched hole. Its chunks become MISSING under
+ * s->lock. The blob has failed already, so no new reply starts.
  */
-static bool verify_check(struct sched *s, struct fblob *fb)
+static void discard(struct sched *s, struct fblob *fb)
 {
-	struct blob *b = fb->b;
-	char got[VERIFY_HEX_MAX];
+	uint64_t i, deadline = clock_now_ms() + 5000;
+	struct timespec ms = { 0, 1000000 };
 	int err;
 
-	if (atomic_load(&fb->fatal_err))
-		return true;
-	if (!atomic_load(&fb->verified)) {
-		err = verify_blob(b, fb->hash_kind, got, work_cancelled);
-		if (err == -ECANCELED)
-			return false;
-		if (err) {
-			hlog(HLOG_WARN, HLOG_STATE,
-			     "checking the %s of '%s' failed: %s",
-			     fb->hash_kind, fb->name, strerror(-err));
-			return false;
-		}
-		if (strcmp(got, fb->hash)) {
-			hlog(HLOG_ERR, HLOG_STATE,
-			     "'%s' is corrupt: %s %s, expected %s; its cached "
-			     "bytes are discarded and reads fail until a "
-			     "remount",
-			     fb->name, fb->hash_kind, got, fb->hash);
-			sched_fail_blob(s, fb, -EBADMSG);
-			err = verify_discard(b);
-			if (err)
-				hlog(HLOG_WARN, HLOG_STATE,
-				     "discarding '%s' failed: %s", fb->name,
-				     strerror(-err));
-			if (s->o.on_corrupt)
-				s->o.on_corrupt(s->o.on_verified_arg, fb);
-			return true;
-		}
-		err = verify_mark(b, fb->hash_kind, fb->hash);
-		if (err)
-			hlog(HLOG_WARN, HLOG_STATE,
-			     "recording the check of '%s' failed: %s", fb->name,
-			     strerror(-err));
-		atomic_store(&fb->verified, true);
-		hlog(HLOG_DEBUG, HLOG_STATE, "'%s' verified (%s)", fb->name,
-		     fb->hash_kind);
+	while (atomic_load(&fb->replies) && clock_now_ms() < deadline)
+		nanosleep(&ms, NULL);
+	sched_lock(s);
+	fb->discarding = true;
+	while (fb->saving)
+		sched_cond_wait(s, &s->discard_cond, NULL);
+	for (i = 0; i < fb->b->nchunks; i++)
+		chunkmap_set(fb->b->map, i, CHUNK_MISSING);
+	sched_unlock(s);
+	err = verify_discard(fb->b);
+	if (err)
+		hlog(HLOG_WARN, HLOG_STATE, "discarding '%s' failed: %s",
+		     fb->name, strerror(-err));
+	sched_lock(s);
+	fb->discarding = false;
+	sched_unlock(s);
+}
+
+/* The verdict on fb, whose bytes hashed to got. */
+static void verdict(struct sched *s, struct fblob *fb, const char *got)
+{
+	struct sched_waiter *fire = NULL;
+	int err;
+
+	if (strcmp(got, fb->hash)) {
+		hlog(HLOG_ERR, HLOG_STATE,
+		     "'%s' is corrupt: %s %s, expected %s; its cached "
+		     "bytes are discarded and reads fail until a remount",
+		     fb->name, fb->hash_kind, got, fb->hash);
+		/* Every held read, the one that completed it included, gets
+		 * EIO now; then the kernel's pages go, then the bytes. */
+		sched_fail_blob(s, fb, -EBADMSG);
+		if (s->o.on_corrupt)
+			s->o.on_corrupt(s->o.on_verified_arg, fb);
+		discard(s, fb);
+		return;
 	}
+	err = verify_mark(fb->b, fb->hash_kind, fb->hash);
+	if (err)
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "recording the check of '%s' failed: %s", fb->name,
+		     strerror(-err));
+	sched_lock(s);
+	atomic_store(&fb->verified, true);
+	waiters_collect_locked(fb, 0, fb->b->nchunks ? fb->b->nchunks - 1 : 0,
+			       0, &fire);
+	sched_unlock(s);
+	hlog(HLOG_DEBUG, HLOG_STATE, "'%s' verified (%s)", fb->name,
+	     fb->hash_kind);
+	log_complete(s, fb, fb->hash_kind);
+	waiters_fire(fire); /* the reads held for it */
+}
+
+/*
+ * A verify job (worker pool, BULK lane, no lock held): hashes fb's DONE
+ * chunks in file order from where the hash stopped, as they land, so
+ * the verdict comes the moment the last one does; then the hooks run
+ * (export) once. Returns 1 when the check is over for good (verified and
+ * announced, or corrupt), 0 when it waits for the next chunk in order,
+ * or -ECANCELED.
+ */
+static int verify_advance(struct sched *s, struct fblob *fb)
+{
+	struct blob *b = fb->b;
+	uint64_t size = b->layout.file_size, pos;
+	char got[VERIFY_HEX_MAX];
+	int err = 0;
+
+	if (atomic_load(&fb->fatal_err))
+		return 1;
+	if (atomic_load(&fb->verified))
+		goto hooks;
+	if (!fb->vctx)
+		err = verify_ctx_new(fb->hash_kind, size, &fb->vctx);
+	for (;;) {
+		uint64_t idx, len;
+		bool ready;
+
+		if (err)
+			goto fail;
+		sched_lock(s);
+		pos = fb->vhashed;
+		idx = pos / b->layout.chunk_size;
+		ready = pos < size && chunkmap_get(b->map, idx) == CHUNK_DONE;
+		sched_unlock(s);
+		if (!ready)
+			break;
+		len = size - pos < b->layout.chunk_size ? size - pos :
+							  b->layout.chunk_size;
+		err = verify_ctx_feed(fb->vctx, b->files.data_fd, pos, len,
+				      work_cancelled);
+		if (!err) {
+			sched_lock(s);
+			fb->vhashed = pos + len;
+			sched_unlock(s);
+		}
+	}
+	if (pos < size)
+		return 0;
+	err = verify_ctx_final(fb->vctx, got);
+	verify_ctx_free(fb->vctx);
+	fb->vctx = NULL;
+	if (err)
+		goto fail;
+	verdict(s, fb, got);
+	if (atomic_load(&fb->fatal_err))
+		return 1;
+hooks:
 	if (work_cancelled())
-		return false;
+		return -ECANCELED;
 	if (s->o.on_verified)
 		s->o.on_verified(s->o.on_verified_arg, fb);
-	return true;
+	return 1;
+fail:
+	verify_ctx_free(fb->vctx);
+	fb->vctx = NULL;
+	sched_lock(s);
+	fb->vhashed = 0;
+	sched_unlock(s);
+	if (err == -ECANCELED)
+		return err;
+	/* Our own cache file cannot be read: its reads would wait for a
+	 * verdict that never comes, so the file fails instead. */
+	hlog(HLOG_ERR, HLOG_STATE, "checking the %s of '%s' failed: %s",
+	     fb->hash_kind, fb->name, strerror(-err));
+	sched_fail_blob(s, fb, -EIO);
+	return 1;
 }
 
 struct verify_work {
@@ -1428,11 +1894,26 @@ static void verify_run(struct work *w, bool cancelled)
 	struct verify_work *vw = (struct verify_work *)w;
 	struct sched *s = vw->s;
 	struct fblob *fb = vw->fb;
-	bool over = !cancelled && verify_check(s, fb);
+	int st = cancelled ? -ECANCELED : verify_advance(s, fb);
+	bool again;
 
 	sched_lock(s);
-	fb->vstate = over ? VS_DONE : VS_IDLE;
+	fb->vstate = st == 1 ? VS_DONE : VS_IDLE;
+	if (fb->vreset) {
+		/* A failed save dropped chunks meanwhile: start over. */
+		fb->vreset = false;
+		verify_ctx_free(fb->vctx);
+		fb->vctx = NULL;
+		fb->vhashed = 0;
+		atomic_store(&fb->verified, false);
+		fb->vstate = VS_IDLE;
+		st = 0;
+	}
+	/* A chunk that landed in order while the job was finishing. */
+	again = st == 0 && verify_due_locked(fb);
 	sched_unlock(s);
+	if (again)
+		verify_submit(s, fb);
 	fblob_put(fb);
 	free(vw);
 }
@@ -1456,6 +1937,56 @@ static void verify_submit(struct sched *s, struct fblob *fb)
 	sched_lock(s);
 	fb->vstate = VS_IDLE;
 	sched_unlock(s);
+}
+
+/*
+ * A failed save may have dropped chunks that were not durable
+ * (blob_save): they are MISSING again. The reads waiting on fb get them
+ * queued again (a read held for the verdict of a then complete file
+ * waits on them now), and the file's check starts over, since those
+ * bytes will be fetched anew.
+ */
+static void after_failed_save(struct sched *s, struct fblob *fb)
+{
+	struct range {
+		uint64_t first, last;
+	} *r = NULL;
+	struct sched_waiter *w;
+	size_t n = 0, i;
+
+	sched_lock(s);
+	for (w = fb->waiters; w; w = w->next)
+		n++;
+	if (n)
+		r = calloc(n, sizeof(*r));
+	n = 0;
+	for (w = fb->waiters; w && r; w = w->next) {
+		r[n].first = w->first;
+		r[n++].last = w->last;
+	}
+	if (fb->hash && !atomic_load(&fb->fatal_err)) {
+		atomic_store(&fb->verified, false);
+		if (fb->vstate == VS_QUEUED) {
+			fb->vreset = true; /* the running job does it */
+		} else {
+			verify_ctx_free(fb->vctx);
+			fb->vctx = NULL;
+			fb->vhashed = 0;
+			fb->vstate = VS_IDLE;
+		}
+	}
+	sched_unlock(s);
+	for (i = 0; i < n; i++) {
+		int res = sched_want(s, fb, r[i].first, r[i].last, SCHED_DEMAND,
+				     NULL, NULL, NULL);
+
+		if (res < 0) /* the waiter hears of the blob's failure */
+			hlog(HLOG_DEBUG, HLOG_SCHED,
+			     "queueing '%s' chunks %" PRIu64 "-%" PRIu64
+			     " again failed: %s",
+			     fb->name, r[i].first, r[i].last, strerror(-res));
+	}
+	free(r);
 }
 
 /* One saver round over every open blob and every closing one: syncs and
@@ -1484,13 +2015,28 @@ static void saver_round(struct sched *s)
 	sched_unlock(s);
 
 	for (i = 0; i < n; i++) {
-		int err = blob_save(open_refs[i]->b);
+		bool skip;
+		int err;
 
-		if (err)
-			hlog(HLOG_WARN, HLOG_STATE,
-			     "saving the state of '%s' failed: %s",
-			     open_refs[i]->name, strerror(-err));
-		fblob_put(open_refs[i]);
+		fb = open_refs[i];
+		sched_lock(s);
+		skip = fb->discarding;
+		fb->saving = !skip;
+		sched_unlock(s);
+		if (!skip) {
+			err = blob_save(fb->b);
+			if (err)
+				hlog(HLOG_WARN, HLOG_STATE,
+				     "saving the state of '%s' failed: %s",
+				     fb->name, strerror(-err));
+			sched_lock(s);
+			fb->saving = false;
+			pthread_cond_broadcast(&s->discard_cond);
+			sched_unlock(s);
+			if (err)
+				after_failed_save(s, fb);
+		}
+		fblob_put(fb);
 	}
 	free(open_refs);
 	while (closing) {
@@ -1569,6 +2115,7 @@ int sched_new(const struct sched_opts *opts, struct cache *cache,
 	pthread_cond_init(&s->saver_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&s->saved_cond, NULL);
+	pthread_cond_init(&s->discard_cond, NULL);
 	err = workq_new(s->o.workers, &s->work);
 	if (!err) {
 		err = -pthread_create(&s->saver, NULL, saver_main, s);
@@ -1578,6 +2125,7 @@ int sched_new(const struct sched_opts *opts, struct cache *cache,
 	if (err) {
 		pthread_cond_destroy(&s->saver_cond);
 		pthread_cond_destroy(&s->saved_cond);
+		pthread_cond_destroy(&s->discard_cond);
 		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return err;
@@ -1667,6 +2215,31 @@ void sched_free(struct sched *s)
 	workq_free(s->work);
 	pthread_cond_destroy(&s->saver_cond);
 	pthread_cond_destroy(&s->saved_cond);
+	pthread_cond_destroy(&s->discard_cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+void sched_get_stats(struct sched *s, struct sched_stats *st)
+{
+	struct fblob *fb;
+	uint64_t i;
+
+	memset(st, 0, sizeof(*st));
+	st->cache_dir = s->cache ? cache_dir(s->cache) : NULL;
+	if (s->engine) /* atomics of its own: no lock */
+		engine_get_stats(s->engine, &st->engine);
+	sched_lock(s);
+	for (fb = s->blobs; fb; fb = fb->next) {
+		st->open_blobs++;
+		for (i = 0; i < fb->b->nchunks; i++) {
+			enum chunk_state cs = chunkmap_get(fb->b->map, i);
+
+			if (cs == CHUNK_QUEUED && fb->qprio[i] < 3)
+				st->queued[fb->qprio[i]]++;
+			else if (cs == CHUNK_INFLIGHT)
+				st->inflight++;
+		}
+	}
+	sched_unlock(s);
 }

@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fetch/engine.h"
+
 enum sched_prio { SCHED_DEMAND, SCHED_READAHEAD, SCHED_BACKGROUND };
 
 struct blob;
@@ -90,7 +92,13 @@ struct fblob_target {
 	uint64_t size;
 	const char *url; /* absolute URL for range GETs */
 	const char *auth; /* header line for the origin host, or NULL */
+	const char *aws_sigv4; /* SigV4 provider for the origin host (as in
+				 * struct http_auth), or NULL */
+	const char *userpwd; /* its "KEY_ID:SECRET" (a secret), or NULL */
 	const char *etag; /* expected ETag, or NULL (learned at first) */
+	bool if_match; /* send If-Match: ETAG with every range request
+				 * to the origin: a changed object is a 412
+				 * (-ESTALE), never mixed bytes */
 	const char *name; /* for log lines: the path in the mount */
 	bool pinned; /* immutable content (a commit): no ETag is
 				 * learned or compared, the hash is the check */
@@ -127,6 +135,21 @@ bool fblob_chunks_for(const struct fblob *fb, uint64_t off, uint64_t len,
 		      uint64_t *first, uint64_t *last);
 /* True when every chunk of [first, last] is DONE. */
 bool fblob_all_done(const struct fblob *fb, uint64_t first, uint64_t last);
+/*
+ * True when a read of chunks [first, last] may be answered from the cache
+ * now: they are DONE, and the file is not complete-and-awaiting its
+ * verdict (reads of it are held until the hash says it is good; the
+ * sched_want of such a read registers its waiter and fires it with the
+ * verdict).
+ */
+bool fblob_servable(const struct fblob *fb, uint64_t first, uint64_t last);
+/*
+ * Brackets a reply spliced from the data file: begin returns false (then
+ * answer EIO) once the blob has failed; a discard waits for every begun
+ * reply to end before it punches the bytes out.
+ */
+bool fblob_reply_begin(struct fblob *fb);
+void fblob_reply_end(struct fblob *fb);
 uint64_t fblob_done_bytes(const struct fblob *fb);
 uint64_t fblob_done_count(const struct fblob *fb);
 const char *fblob_name(const struct fblob *fb);
@@ -189,7 +212,10 @@ typedef void (*sched_bytes_fn)(void *arg, int err, const char *buf, size_t len);
  * for reads that must be answered when the cache cannot store them (disk
  * full). done is called once from the engine thread with the bytes
  * (borrowed for the call) or an error. len is at most a FUSE read, so
- * memory stays bounded. Returns 0, or an error (done not called).
+ * memory stays bounded. The answer is checked as the cached path checks
+ * it: anything but a 206 of exactly these bytes, of the file's size, not
+ * encoded, is -EPROTO; another ETag is -ESTALE and fails the blob. Each
+ * with one log line. Returns 0, or an error (done not called).
  */
 int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
 			size_t len, sched_bytes_fn done, void *arg)
@@ -202,5 +228,18 @@ void sched_save_all(struct sched *s);
  * timeout_ms passed: 0 or -ETIMEDOUT (tests and tools). */
 int sched_settle(struct sched *s, int timeout_ms)
 	__attribute__((warn_unused_result));
+
+/* What the scheduler is doing now (the stats xattr, hollowfs status). */
+struct sched_stats {
+	uint64_t queued[3]; /* chunks QUEUED, by enum sched_prio */
+	uint64_t inflight; /* chunks being fetched */
+	uint64_t open_blobs;
+	const char *cache_dir; /* borrowed from the cache */
+	struct engine_stats engine; /* zero without an engine */
+};
+
+/* Counts over the open blobs under s->lock: O(their chunks), for an
+ * occasional look, not for a hot path. */
+void sched_get_stats(struct sched *s, struct sched_stats *st);
 
 #endif

@@ -27,19 +27,23 @@
 
 #define SOURCE_MAX_ENTRIES_DEFAULT 1000000
 #define SOURCE_MAX_DEPTH_DEFAULT 64
+#define SOURCE_MAX_INFLIGHT_DEFAULT 16
 #define SCHEME_MAX 32
 
 static const struct {
 	const char *scheme;
 	const struct source_ops *ops;
 } registry[] = {
+	// clang-format off
 	{ "http", &source_http_ops },
 	{ "https", &source_http_ops },
 	{ "file", &source_file_ops },
 	{ "hf", &source_hf_ops },
+	{ "s3", &source_s3_ops },
+	// clang-format on
 };
 
-#define EXPECTED_FORMS "expected http://, https:// or file://"
+#define EXPECTED_FORMS "expected http://, https://, file://, hf:// or s3://"
 
 /* The scheme a registered option belongs to, or NULL. */
 static const struct source_optdef *optdef_find(const struct source_ops *ops,
@@ -249,6 +253,8 @@ int source_open(const char *spec, const struct source_opts *o,
 		eff.max_entries = SOURCE_MAX_ENTRIES_DEFAULT;
 	if (eff.max_depth <= 0)
 		eff.max_depth = SOURCE_MAX_DEPTH_DEFAULT;
+	if (eff.max_inflight <= 0)
+		eff.max_inflight = SOURCE_MAX_INFLIGHT_DEFAULT;
 	rc = scheme_find(spec, &ops, err, errlen);
 	if (rc)
 		return rc;
@@ -289,6 +295,9 @@ struct source *source_alloc(size_t size, const struct source_ops *ops,
 	src->kind = kind;
 	src->max_entries = o ? o->max_entries : SOURCE_MAX_ENTRIES_DEFAULT;
 	src->max_depth = o ? o->max_depth : SOURCE_MAX_DEPTH_DEFAULT;
+	src->max_inflight = o && o->max_inflight > 0 ?
+				    o->max_inflight :
+				    SOURCE_MAX_INFLIGHT_DEFAULT;
 	src->spec = strdup(spec);
 	if (!src->spec) {
 		ops->free(src);
@@ -525,6 +534,8 @@ void source_target(const struct source *src, const struct manifest *m,
 	if (src->ops->auth) {
 		src->ops->auth(src, &auth);
 		t->auth = auth.header;
+		t->aws_sigv4 = auth.aws_sigv4;
+		t->userpwd = auth.userpwd;
 	}
 }
 

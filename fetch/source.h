@@ -46,8 +46,12 @@ struct source_opts {
 				 * endpoint variable, offline mode */
 	const struct source_option *options; /* scheme options */
 	size_t noptions;
-	size_t max_entries; /* listing cap, default 1000000 */
+	size_t max_entries; /* listing cap, default 1000000: an http
+				 * listing with more fails, file and hf
+				 * ones stop there (a warning) */
 	int max_depth; /* folder depth cap, default 64 */
+	int max_inflight; /* listing requests in flight at once
+				 * (-o connections), default 16 */
 };
 
 /*

@@ -74,6 +74,9 @@ struct source_hf {
 	struct source base; /* first */
 	enum hf_repo_type type;
 	char *endpoint; /* no trailing '/' (owned) */
+	/* The endpoint's origin, normalized ("http://host:port", lowercase,
+	 * default port dropped): part of every blob's identity (owned) */
+	char *origin;
 	char *repo_id; /* as given: cache folder names (owned) */
 	char *api_id; /* canonical, as the Hub says (owned) */
 	char *revision; /* decoded (owned) */
@@ -1123,6 +1126,7 @@ static void hf_free(struct source *src)
 	struct source_hf *h = (struct source_hf *)src;
 
 	free(h->endpoint);
+	free(h->origin);
 	free(h->repo_id);
 	free(h->api_id);
 	free(h->revision);
@@ -1130,6 +1134,30 @@ static void hf_free(struct source *src)
 	free(h->shown);
 	free(h->export_dir);
 	free(h);
+}
+
+/*
+ * The origin of a checked endpoint (scheme://host[:port], no userinfo),
+ * normalized as RFC 6454 compares origins: scheme and host lowercased,
+ * the scheme's default port dropped, the path left out. *out is new.
+ */
+static int hf_origin_of(const char *endpoint, char **out)
+{
+	bool https = !strncasecmp(endpoint, "https://", 8);
+	const char *scheme = https ? "https" : "http";
+	const char *host = endpoint + strlen(scheme) + 3;
+	const char *dflt = https ? ":443" : ":80";
+	size_t n = strcspn(host, "/"), dlen = strlen(dflt), i;
+	char *o;
+
+	if (n > dlen && !strncmp(host + n - dlen, dflt, dlen))
+		n -= dlen;
+	if (asprintf(&o, "%s://%.*s", scheme, (int)n, host) < 0)
+		return -ENOMEM;
+	for (i = 0; o[i]; i++)
+		o[i] = (char)tolower((unsigned char)o[i]);
+	*out = o;
+	return 0;
 }
 
 /* The endpoint without trailing '/': 0, or -EINVAL with a line. */
@@ -1159,7 +1187,9 @@ static int set_endpoint(struct source_hf *h, const char *ep, char *err,
 		return -EINVAL;
 	}
 	h->endpoint = strndup(ep, n);
-	return h->endpoint ? 0 : -ENOMEM;
+	if (!h->endpoint)
+		return -ENOMEM;
+	return hf_origin_of(h->endpoint, &h->origin);
 }
 
 /* -o hf_cache=DIR, made absolute (the daemon runs in "/"). */
@@ -1374,8 +1404,31 @@ static bool hf_env_offline(void)
 		     !strcasecmp(v, "yes") || !strcasecmp(v, "on"));
 }
 
-/* Pinned to a commit, named by its content hash: a file unchanged
- * between revisions is stored once. */
+/*
+ * A blob's content id: the endpoint's origin, then the content hash.
+ * The hash alone would let a mirror (-o endpoint=) that serves other
+ * bytes under a file's hash fill the blob the real Hub's mounts then
+ * trust before their whole-file check (a partly read file is never
+ * checked); so each endpoint has its own blobs, and a file unchanged
+ * between revisions is still stored once per endpoint. An origin too
+ * long for idbuf stands as its xxh128.
+ */
+static void hf_content_id(const struct source_hf *h, const char *cid,
+			  char *idbuf, size_t idlen)
+{
+	XXH128_hash_t o;
+	int n;
+
+	n = snprintf(idbuf, idlen, "%s %s", h->origin, cid);
+	if (n >= 0 && (size_t)n < idlen)
+		return;
+	o = XXH3_128bits(h->origin, strlen(h->origin));
+	snprintf(idbuf, idlen, "xxh128:%016" PRIx64 "%016" PRIx64 " %s",
+		 (uint64_t)o.high64, (uint64_t)o.low64, cid);
+}
+
+/* Pinned to a commit, named by its endpoint and content hash: a file
+ * unchanged between revisions is stored once. */
 static void hf_target(const struct source *src, const struct manifest *m,
 		      uint64_t idx, struct fblob_target *t, char *idbuf,
 		      size_t idlen)
@@ -1389,7 +1442,8 @@ static void hf_target(const struct source *src, const struct manifest *m,
 		t->size = en->size;
 		t->url = en->url;
 		t->name = en->path;
-		snprintf(idbuf, idlen, "%s", en->content_id);
+		hf_content_id((const struct source_hf *)src, en->content_id,
+			      idbuf, idlen);
 		t->content_id = idbuf;
 	}
 	t->pinned = true;
@@ -1486,7 +1540,8 @@ static int copy_to(const char *src, const char *tmp, uint64_t size)
 
 	if (!buf)
 		return -ENOMEM;
-	in = open(src, O_RDONLY | O_CLOEXEC);
+	/* src is a blob in the cache: never copied through a planted link. */
+	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0) {
 		err = -errno;
 		goto out;

@@ -4,17 +4,23 @@
  * A URL ending in '/' is a folder served as an nginx JSON autoindex or an
  * HTML index page (nginx, Apache); its sub-folders are walked breadth
  * first, each listing with one GET. Sizes come from the JSON listing, or
- * for HTML pages from HEAD requests sent for a whole folder at once (the
- * engine bounds the concurrency), which also bring ETags and
- * Last-Modified. Any other URL is one file, mounted in a folder of its
- * own, unless the server redirects it to the same URL plus '/'.
+ * for HTML pages from HEAD requests, at most max_inflight (-o
+ * connections) in flight, which also bring ETags and Last-Modified. Any
+ * other URL is one file, mounted in a folder of its own, unless the
+ * server redirects it to the same URL plus '/'.
+ *
+ * Bounded for hostile listings: one listing page is held at a time, the
+ * manifest is the walk's queue (nothing else is kept per entry), and a
+ * listing with more than max_entries entries fails with one line; names
+ * that are unsafe, duplicated or too deep never reach the tree, each
+ * with a warning (at most WARN_SKIPS_MAX per folder, then one count).
  *
  * Every child URL is built from the SOURCE's own URL (never from where a
  * redirect went), so the token only ever goes to the origin host; the
  * engine follows redirects for each request.
  *
- * Lock order: head_batch->lock only, held for counting, never across a
- * request.
+ * Lock order: heads->lock only, held for its list of answered HEADs,
+ * never across a request.
  */
 #include "fetch/source.h"
 
@@ -310,123 +316,200 @@ static int answer_error(const struct source_http *h, const char *url,
 
 /* ---- the walk --------------------------------------------------------- */
 
-struct folder {
-	char *url; /* ends in '/' */
-	char *path; /* in the manifest; "" for the root */
-	int depth;
-};
+/*
+ * The walk is breadth first with the manifest as its queue: folder
+ * entries are listed in the order they were added, so nothing is kept per
+ * entry but the manifest entry. One listing page is held at a time, and
+ * at most max_inflight HEAD requests of it are in flight; a HEAD job
+ * (its URL and answer) lives only while it is in flight.
+ */
+#define WARN_SKIPS_MAX 20 /* skip warnings per folder, then one count */
 
 struct walk {
 	struct source_http *h;
 	struct engine *e;
 	struct manifest *m;
-	struct folder *q; /* folders to list, q[head, n) pending */
-	size_t head, n, alloc;
-	size_t count; /* entries added */
-	bool capped; /* max_entries reached (warned) */
+	const char *root_url; /* the folder of manifest path "" */
+	size_t skipped; /* entries skipped in this folder */
 	char *err;
 	size_t errlen;
 };
 
-static int walk_push(struct walk *w, char *url, char *path, int depth)
+/* Entries in the manifest, the root excluded. */
+static size_t walk_count(const struct walk *w)
 {
-	if (w->n == w->alloc) {
-		size_t alloc = w->alloc ? w->alloc * 2 : 16;
-		struct folder *grown = realloc(w->q, alloc * sizeof(*grown));
-
-		if (!grown) {
-			free(url);
-			free(path);
-			return -ENOMEM;
-		}
-		w->q = grown;
-		w->alloc = alloc;
-	}
-	w->q[w->n].url = url;
-	w->q[w->n].path = path;
-	w->q[w->n].depth = depth;
-	w->n++;
-	return 0;
+	return w->m->n - 1;
 }
 
-static void walk_release(struct walk *w)
+/* The over-limit failure: one line naming the limit. */
+static int walk_too_many(struct walk *w)
 {
-	size_t i;
-
-	for (i = 0; i < w->n; i++) {
-		free(w->q[i].url);
-		free(w->q[i].path);
-	}
-	free(w->q);
+	snprintf(w->err, w->errlen,
+		 "listing '%s' failed: more than %zu entries (raise the "
+		 "limit with -o max_entries=N)",
+		 w->h->url, w->h->base.max_entries);
+	return -EFBIG;
 }
 
-/* True when one more entry may be added, besides the pending ones;
- * warns once when not. */
-static bool walk_room(struct walk *w, const char *url, size_t pending)
+/*
+ * One warning per skipped entry, up to WARN_SKIPS_MAX per folder: with
+ * kind "skipping duplicate name 'x'", else "skipping 'x': why". The rest
+ * are counted in one line by walk_skips_done.
+ */
+static void walk_skip(struct walk *w, const char *folder_url, const char *kind,
+		      const char *name, const char *why)
 {
-	if (w->count + pending < w->h->base.max_entries)
-		return true;
-	if (!w->capped)
+	char shown[200];
+
+	if (w->skipped++ >= WARN_SKIPS_MAX)
+		return;
+	printable(name, shown, sizeof(shown));
+	if (kind)
+		hlog(HLOG_WARN, HLOG_FETCH, "listing of '%s': skipping %s '%s'",
+		     folder_url, kind, shown);
+	else
 		hlog(HLOG_WARN, HLOG_FETCH,
-		     "listing of '%s' stopped at %zu entries: the rest is not "
-		     "shown",
-		     url, w->count);
-	w->capped = true;
-	return false;
+		     "listing of '%s': skipping '%s': %s", folder_url, shown,
+		     why);
+}
+
+static void walk_skips_done(struct walk *w, const char *folder_url)
+{
+	if (w->skipped > WARN_SKIPS_MAX)
+		hlog(HLOG_WARN, HLOG_FETCH,
+		     "listing of '%s': skipped %zu more entries", folder_url,
+		     w->skipped - WARN_SKIPS_MAX);
+	w->skipped = 0;
 }
 
 /* Adds one entry; a duplicate name (or a file where a folder is) is
- * dropped with a warning. Returns 0, or a fatal error. */
+ * skipped with a warning. Returns 0 (also when skipped), -EFBIG past
+ * max_entries (with its line), or a fatal error. */
 static int walk_add(struct walk *w, const char *folder_url, const char *path,
 		    enum mentry_type type, uint64_t size, int64_t mtime,
 		    const char *etag, const char *url)
 {
-	char shown[200];
 	int err;
 
+	if (walk_count(w) >= w->h->base.max_entries)
+		return walk_too_many(w);
 	if (mtime == DIRINDEX_MTIME_UNKNOWN)
 		mtime = 0;
 	err = manifest_add(w->m, path, type, size, mtime, etag,
 			   etag ? "etag" : NULL, url);
 	if (err == -EEXIST || err == -ENOTDIR || err == -EINVAL) {
-		hlog(HLOG_WARN, HLOG_FETCH, "listing of '%s': skipping %s '%s'",
-		     folder_url,
-		     err == -EINVAL ? "unusable path" : "duplicate name",
-		     dirindex_printable(path, strlen(path), shown,
-					sizeof(shown)));
-		return 1;
+		walk_skip(w, folder_url,
+			  err == -EINVAL ? "unusable path" : "duplicate name",
+			  path, NULL);
+		return 0;
 	}
-	if (!err)
-		w->count++;
 	return err;
 }
 
-/* HEAD requests of one folder, in flight together. */
-struct head_batch {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	size_t pending; /* protected by lock */
-};
+/* Depth of a manifest path: "" 0, "a" 1, "a/b" 2. */
+static int path_depth(const char *path)
+{
+	int depth = *path ? 1 : 0;
 
+	for (; *path; path++)
+		depth += *path == '/';
+	return depth;
+}
+
+/* Adds folder path (its last component name, listed in folder_url): it
+ * is listed later unless it is deeper than max_depth (one warning). */
+static int walk_add_folder(struct walk *w, const char *folder_url,
+			   const char *path, const char *name, int64_t mtime)
+{
+	char shown[200];
+	int rc;
+
+	rc = walk_add(w, folder_url, path, MENTRY_DIR, 0, mtime, NULL, NULL);
+	if (!rc && path_depth(path) > w->h->base.max_depth)
+		hlog(HLOG_WARN, HLOG_FETCH,
+		     "listing of '%s': not entering '%s': more than %d "
+		     "folders deep",
+		     folder_url, printable(name, shown, sizeof(shown)),
+		     w->h->base.max_depth);
+	return rc;
+}
+
+/* The URL of manifest path under root (every component escaped), with a
+ * trailing '/' for a folder; NULL when out of memory. */
+static char *path_url(const char *root, const char *path, bool is_dir)
+{
+	struct url_buf b = { 0 };
+	const char *p = path;
+
+	ub_str(&b, root);
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		char *esc = dirindex_escape(p, n);
+
+		if (!esc) {
+			b.oom = true;
+			break;
+		}
+		ub_str(&b, esc);
+		free(esc);
+		p += n;
+		if (*p == '/' || (is_dir && !*p))
+			ub_str(&b, "/");
+		if (*p)
+			p++;
+	}
+	if (b.oom) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
+}
+
+/* A HEAD request of one file; lives while it is in flight. */
 struct head_job {
-	struct head_batch *batch;
-	const struct dirindex_entry *en;
+	struct head_job *next; /* on heads->done */
+	struct heads *heads;
+	const struct dirindex_entry *en; /* in the folder's listing */
 	char *url;
 	char *path;
-	bool submitted;
-	struct http_result res; /* set by head_done before pending-- */
+	struct http_result res; /* set by head_done */
 };
+
+/*
+ * The HEAD requests of one folder: at most max_inflight in flight. The
+ * engine thread puts answered jobs on done; the listing thread takes them
+ * off and uses them. Lock order: heads->lock only, held for the list,
+ * never across a request.
+ */
+struct heads {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct head_job *done; /* answered, not yet used; protected by
+				 * lock */
+	size_t inflight; /* submitted, not yet used; listing thread
+				 * only */
+	int fatal; /* the first fatal error; listing thread only */
+};
+
+static void head_job_free(struct head_job *j)
+{
+	free(j->url);
+	free(j->path);
+	http_result_release(&j->res);
+	free(j);
+}
 
 static void head_done(void *arg, struct http_result *res)
 {
 	struct head_job *j = arg;
-	struct head_batch *b = j->batch;
+	struct heads *hs = j->heads;
 
 	j->res = *res; /* takes the strings */
-	pthread_mutex_lock(&b->lock);
-	if (--b->pending == 0)
-		pthread_cond_broadcast(&b->cond);
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_lock(&hs->lock);
+	j->next = hs->done;
+	hs->done = j;
+	pthread_cond_signal(&hs->cond);
+	pthread_mutex_unlock(&hs->lock);
 }
 
 /* Size, ETag and mtime of one file from its HEAD answer; false (with a
@@ -435,7 +518,7 @@ static void head_done(void *arg, struct http_result *res)
 static bool head_use(struct walk *w, const char *folder_url, struct head_job *j,
 		     uint64_t *size, int64_t *mtime, int *fatal)
 {
-	char line[1024], shown[200];
+	char line[1024];
 	int64_t t;
 	int err;
 
@@ -448,9 +531,7 @@ static bool head_use(struct walk *w, const char *folder_url, struct head_job *j,
 		return false;
 	}
 	if (err && !(j->en->size >= 0 && err != -ENOENT && err != -EACCES)) {
-		hlog(HLOG_WARN, HLOG_FETCH,
-		     "listing of '%s': skipping '%s': %s", folder_url,
-		     printable(j->en->name, shown, sizeof(shown)), line);
+		walk_skip(w, folder_url, NULL, j->en->name, line);
 		return false;
 	}
 	*mtime = j->en->mtime;
@@ -465,10 +546,8 @@ static bool head_use(struct walk *w, const char *folder_url, struct head_job *j,
 		*size = (uint64_t)j->en->size; /* from the listing */
 		return true;
 	}
-	hlog(HLOG_WARN, HLOG_FETCH,
-	     "listing of '%s': skipping '%s': its size is unknown (no "
-	     "Content-Length)",
-	     folder_url, printable(j->en->name, shown, sizeof(shown)));
+	walk_skip(w, folder_url, NULL, j->en->name,
+		  "its size is unknown (no Content-Length)");
 	return false;
 }
 
@@ -486,113 +565,111 @@ static bool redirected_to_folder(const char *url, const char *answered)
 	return yes;
 }
 
-/* A file that HEAD found to be a folder (redirected to URL/): added, and
- * queued to be listed. 0 (also when skipped) or a fatal error. */
-static int head_folder(struct walk *w, const struct folder *f,
-		       const struct head_job *j)
+/* Adds the file of an answered HEAD (or the folder it was redirected
+ * to). 0 (also when skipped) or a fatal error. */
+static int head_finish(struct walk *w, const char *folder_url,
+		       struct head_job *j)
 {
-	char *url = source_join(j->url, "", "", "/");
-	char *path = strdup(j->path);
-	int rc = -ENOMEM;
+	const char *etag;
+	uint64_t size = 0;
+	int64_t mtime = 0;
+	int fatal;
 
-	if (!url || !path)
-		goto out_free;
-	rc = 0;
-	if (!walk_room(w, f->url, 0))
-		goto out_free;
-	rc = walk_add(w, f->url, j->path, MENTRY_DIR, 0, j->en->mtime, NULL,
-		      NULL);
-	if (rc)
-		goto out_free;
-	return walk_push(w, url, path, f->depth + 1); /* takes both */
-out_free:
-	free(url);
-	free(path);
-	return rc < 0 ? rc : 0;
+	if (!j->res.err && redirected_to_folder(j->url, j->res.url))
+		return walk_add_folder(w, folder_url, j->path, j->en->name,
+				       j->en->mtime);
+	if (!head_use(w, folder_url, j, &size, &mtime, &fatal))
+		return fatal;
+	etag = j->res.err ? NULL : j->res.etag;
+	return walk_add(w, folder_url, j->path, MENTRY_FILE, size, mtime, etag,
+			j->url);
 }
 
 /*
- * HEADs every file of jobs[0, n) at once, waits for all, and adds them.
- * A file found to be a folder (redirected to URL/) is queued as one.
+ * Uses the answered HEADs, after waiting for one when wait is set (and
+ * one is in flight). After a fatal error the rest are only freed.
  */
-static int walk_heads(struct walk *w, const struct folder *f,
-		      struct head_job *jobs, size_t n)
+static void heads_collect(struct walk *w, struct heads *hs,
+			  const char *folder_url, bool wait)
 {
-	struct head_batch batch = { .pending = 0 };
-	size_t i;
-	int err = 0;
+	struct head_job *j, *next;
 
-	pthread_mutex_init(&batch.lock, NULL);
-	pthread_cond_init(&batch.cond, NULL);
-	for (i = 0; i < n; i++) {
-		struct http_req req = {
-			.url = jobs[i].url,
-			.auth = w->h->base.auth,
-			.head = true,
-		};
-
-		jobs[i].batch = &batch;
-		jobs[i].res.content_length = -1;
-		jobs[i].res.linked_size = -1;
-		pthread_mutex_lock(&batch.lock);
-		batch.pending++;
-		pthread_mutex_unlock(&batch.lock);
-		err = engine_http_submit(w->e, &req, head_done, &jobs[i]);
-		if (err) {
-			pthread_mutex_lock(&batch.lock);
-			batch.pending--;
-			pthread_mutex_unlock(&batch.lock);
-			snprintf(w->err, w->errlen,
-				 "listing of '%s' failed: %s", f->url,
-				 strerror(-err));
-			break;
-		}
-		jobs[i].submitted = true;
+	pthread_mutex_lock(&hs->lock);
+	while (wait && hs->inflight && !hs->done)
+		pthread_cond_wait(&hs->cond, &hs->lock);
+	j = hs->done;
+	hs->done = NULL;
+	pthread_mutex_unlock(&hs->lock);
+	for (; j; j = next) {
+		next = j->next;
+		hs->inflight--;
+		if (!hs->fatal)
+			hs->fatal = head_finish(w, folder_url, j);
+		head_job_free(j);
 	}
-	/* Every submitted request calls back, even on shutdown. */
-	pthread_mutex_lock(&batch.lock);
-	while (batch.pending)
-		pthread_cond_wait(&batch.cond, &batch.lock);
-	pthread_mutex_unlock(&batch.lock);
-	pthread_cond_destroy(&batch.cond);
-	pthread_mutex_destroy(&batch.lock);
-	if (err)
-		return err;
-
-	for (i = 0; i < n; i++) {
-		struct head_job *j = &jobs[i];
-		const char *etag;
-		uint64_t size = 0;
-		int64_t mtime = 0;
-		int fatal, rc;
-
-		if (!j->res.err && redirected_to_folder(j->url, j->res.url)) {
-			rc = head_folder(w, f, j);
-			if (rc)
-				return rc;
-			continue;
-		}
-		if (!head_use(w, f->url, j, &size, &mtime, &fatal)) {
-			if (fatal)
-				return fatal;
-			continue;
-		}
-		if (!walk_room(w, f->url, 0))
-			continue;
-		etag = j->res.err ? NULL : j->res.etag;
-		rc = walk_add(w, f->url, j->path, MENTRY_FILE, size, mtime,
-			      etag, j->url);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
 }
 
-/* GETs the folder's listing and parses it. */
-static int fetch_listing(struct walk *w, const struct folder *f,
+/* Waits for every HEAD in flight and uses its answer. */
+static void heads_drain(struct walk *w, struct heads *hs,
+			const char *folder_url)
+{
+	while (hs->inflight)
+		heads_collect(w, hs, folder_url, true);
+}
+
+/*
+ * Sends a HEAD for file en (url and path taken), once fewer than
+ * max_inflight are in flight. (The listing has room for it: a page is
+ * parsed with at most the room left.) 0 or a fatal error (in hs->fatal
+ * too).
+ */
+static int head_submit(struct walk *w, struct heads *hs, const char *folder_url,
+		       const struct dirindex_entry *en, char *url, char *path)
+{
+	struct http_req req = { .url = url,
+				.auth = w->h->base.auth,
+				.head = true };
+	struct head_job *j = NULL;
+	int err;
+
+	heads_collect(w, hs, folder_url, false);
+	while (!hs->fatal && hs->inflight >= (size_t)w->h->base.max_inflight)
+		heads_collect(w, hs, folder_url, true);
+	if (hs->fatal)
+		goto out_free;
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		hs->fatal = -ENOMEM;
+		goto out_free;
+	}
+	j->heads = hs;
+	j->en = en;
+	j->url = url;
+	j->path = path;
+	j->res.content_length = -1;
+	j->res.linked_size = -1;
+	hs->inflight++;
+	err = engine_http_submit(w->e, &req, head_done, j);
+	if (err) {
+		hs->inflight--;
+		snprintf(w->err, w->errlen, "listing of '%s' failed: %s",
+			 folder_url, strerror(-err));
+		hs->fatal = err;
+		head_job_free(j);
+	}
+	return hs->fatal;
+out_free:
+	free(url);
+	free(path);
+	return hs->fatal;
+}
+
+/* GETs the folder's listing and parses it, keeping at most max entries
+ * (more: (*out)->truncated). */
+static int fetch_listing(struct walk *w, const char *url, size_t max,
 			 struct dirindex **out, bool *is_html)
 {
-	struct http_req req = { .url = f->url, .auth = w->h->base.auth };
+	struct http_req req = { .url = url, .auth = w->h->base.auth };
 	struct http_result res;
 	const char *p;
 	int rc;
@@ -600,7 +677,7 @@ static int fetch_listing(struct walk *w, const struct folder *f,
 	*out = NULL;
 	*is_html = false;
 	rc = engine_http(w->e, &req, &res);
-	rc = answer_error(w->h, f->url, &res, rc, w->err, w->errlen);
+	rc = answer_error(w->h, url, &res, rc, w->err, w->errlen);
 	if (rc)
 		goto out;
 	for (p = res.body;
@@ -609,12 +686,10 @@ static int fetch_listing(struct walk *w, const struct folder *f,
 		;
 	rc = -EBADMSG;
 	if (p && p < res.body + res.body_len && *p == '[')
-		rc = dirindex_parse_json(res.body, res.body_len, f->url,
-					 w->h->base.max_entries, out);
+		rc = dirindex_parse_json(res.body, res.body_len, url, max, out);
 	if (rc == -EBADMSG && res.body) {
 		*is_html = true;
-		rc = dirindex_parse_html(res.body, res.body_len, f->url,
-					 w->h->base.max_entries, out);
+		rc = dirindex_parse_html(res.body, res.body_len, url, max, out);
 		if (!rc && !(*out)->nlinks) {
 			dirindex_free(*out);
 			*out = NULL;
@@ -625,145 +700,122 @@ static int fetch_listing(struct walk *w, const struct folder *f,
 		snprintf(w->err, w->errlen,
 			 "'%s' is not a folder index (expected nginx JSON "
 			 "autoindex or an HTML index page)",
-			 f->url);
+			 url);
 		rc = -ENOTDIR;
 	} else if (rc) {
-		snprintf(w->err, w->errlen, "listing of '%s' failed: %s",
-			 f->url, strerror(-rc));
+		snprintf(w->err, w->errlen, "listing of '%s' failed: %s", url,
+			 strerror(-rc));
 	}
 out:
 	http_result_release(&res);
 	return rc;
 }
 
-static void free_jobs(struct head_job *jobs, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free(jobs[i].url);
-		free(jobs[i].path);
-		http_result_release(&jobs[i].res);
-	}
-	free(jobs);
-}
-
 /*
- * Entry en of folder f: added as a file, added and queued as a folder, or
- * left to a HEAD request (appended to jobs). 0 (also when skipped), 1
- * when the listing is full, or a fatal error.
+ * Entry en of the folder at path fpath (URL furl): added as a file or a
+ * folder, or left to a HEAD request. 0 (also when skipped) or a fatal
+ * error.
  */
-static int folder_entry(struct walk *w, const struct folder *f,
+static int folder_entry(struct walk *w, const char *furl, const char *fpath,
 			const struct dirindex_entry *en, bool is_html,
-			struct head_job *jobs, size_t *njobs)
+			struct heads *hs)
 {
-	char shown[200];
-	char *esc, *url = NULL, *path = NULL;
+	char *url = NULL, *path, *esc;
 	int rc = -ENOMEM;
 
-	esc = url_escape_component(en->name);
-	if (!esc)
+	path = *fpath ? source_join(fpath, "/", en->name, "") :
+			strdup(en->name);
+	if (!path)
 		return -ENOMEM;
-	url = source_join(f->url, "", esc, en->is_dir ? "/" : "");
-	path = *f->path ? source_join(f->path, "/", en->name, "") :
-			  strdup(en->name);
+	if (en->is_dir) {
+		rc = walk_add_folder(w, furl, path, en->name, en->mtime);
+		goto out_free;
+	}
+	esc = url_escape_component(en->name);
+	if (esc)
+		url = source_join(furl, "", esc, "");
 	free(esc);
-	if (!url || !path)
+	if (!url)
 		goto out_free;
-	rc = 1;
-	if (!walk_room(w, f->url, *njobs))
-		goto out_free;
-	if (!en->is_dir && (is_html || en->size < 0)) {
-		/* HTML, or JSON without a size: ask with HEAD */
-		jobs[*njobs].en = en;
-		jobs[*njobs].url = url;
-		jobs[*njobs].path = path;
-		(*njobs)++;
-		return 0;
-	}
-	if (!en->is_dir) {
-		rc = walk_add(w, f->url, path, MENTRY_FILE, (uint64_t)en->size,
-			      en->mtime, NULL, url);
-		goto out_skipped;
-	}
-	rc = walk_add(w, f->url, path, MENTRY_DIR, 0, en->mtime, NULL, NULL);
-	if (rc)
-		goto out_skipped;
-	if (f->depth + 1 > w->h->base.max_depth) {
-		hlog(HLOG_WARN, HLOG_FETCH,
-		     "listing of '%s': not entering '%s': more than %d "
-		     "folders deep",
-		     f->url, printable(en->name, shown, sizeof(shown)),
-		     w->h->base.max_depth);
-		goto out_free; /* rc is 0 */
-	}
-	return walk_push(w, url, path, f->depth + 1); /* takes both */
-out_skipped:
-	if (rc > 0)
-		rc = 0; /* a skipped entry: go on */
+	if (is_html || en->size < 0) /* HTML, or JSON without a size */
+		return head_submit(w, hs, furl, en, url, path); /* takes both */
+	rc = walk_add(w, furl, path, MENTRY_FILE, (uint64_t)en->size, en->mtime,
+		      NULL, url);
 out_free:
 	free(url);
 	free(path);
 	return rc;
 }
 
-/* Lists folder f: adds its entries, queues its sub-folders. */
-static int walk_folder(struct walk *w, const struct folder *f)
+/* Lists the folder at manifest path fpath: adds its entries. */
+static int walk_folder(struct walk *w, const char *fpath)
 {
+	struct heads hs = { .inflight = 0 };
 	struct dirindex *d = NULL;
-	struct head_job *jobs = NULL;
-	size_t i, njobs = 0;
+	size_t i, room;
+	char *furl;
 	bool is_html;
 	int rc;
 
-	rc = fetch_listing(w, f, &d, &is_html);
-	if (rc && f->depth > 0 && rc != -ENOMEM && !source_err_is_network(rc)) {
+	furl = path_url(w->root_url, fpath, true);
+	if (!furl)
+		return -ENOMEM;
+	room = w->h->base.max_entries - walk_count(w);
+	rc = fetch_listing(w, furl, room, &d, &is_html);
+	if (rc && *fpath && rc != -ENOMEM && !source_err_is_network(rc)) {
 		/* One bad sub-folder: shown empty, the rest goes on. */
 		hlog(HLOG_WARN, HLOG_FETCH, "skipping folder: %s", w->err);
 		w->err[0] = '\0';
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (rc)
-		return rc;
-	if (d->truncated)
-		hlog(HLOG_WARN, HLOG_FETCH,
-		     "listing of '%s' has more than %zu entries: the rest is "
-		     "not shown",
-		     f->url, w->h->base.max_entries);
-	jobs = calloc(d->n ? d->n : 1, sizeof(*jobs));
-	if (!jobs) {
-		rc = -ENOMEM;
+		goto out;
+	if (d->truncated) {
+		rc = walk_too_many(w);
 		goto out;
 	}
-	for (i = 0; i < d->n && !w->capped && !rc; i++)
-		rc = folder_entry(w, f, &d->entries[i], is_html, jobs, &njobs);
-	if (rc < 0)
-		goto out;
-	rc = njobs ? walk_heads(w, f, jobs, njobs) : 0;
+	pthread_mutex_init(&hs.lock, NULL);
+	pthread_cond_init(&hs.cond, NULL);
+	for (i = 0; i < d->n && !rc; i++)
+		rc = folder_entry(w, furl, fpath, &d->entries[i], is_html, &hs);
+	if (rc && !hs.fatal)
+		hs.fatal = rc; /* the answers still in flight are dropped */
+	/* Every submitted request calls back, even on shutdown. */
+	heads_drain(w, &hs, furl);
+	pthread_cond_destroy(&hs.cond);
+	pthread_mutex_destroy(&hs.lock);
+	if (!rc)
+		rc = hs.fatal;
+	walk_skips_done(w, furl);
 out:
-	free_jobs(jobs, njobs);
 	dirindex_free(d);
-	return rc > 0 ? 0 : rc;
+	free(furl);
+	return rc;
 }
 
+/* Lists every folder of the manifest in the order they were added
+ * (breadth first), the root first, down to max_depth. */
 static int list_tree(struct walk *w, const char *root_url)
 {
-	char *url = strdup(root_url), *path = strdup("");
-	int rc;
+	size_t i;
+	int rc = 0;
 
-	if (!url || !path) {
-		free(url);
+	w->root_url = root_url;
+	for (i = 0; !rc && i < w->m->n; i++) {
+		const struct mentry *en = &w->m->entries[i];
+		char *path;
+
+		if (en->type != MENTRY_DIR ||
+		    path_depth(en->path) > w->h->base.max_depth)
+			continue;
+		/* en moves when the manifest grows: list a copy of its
+		 * path. */
+		path = strdup(en->path);
+		if (!path)
+			return -ENOMEM;
+		rc = walk_folder(w, path);
 		free(path);
-		return -ENOMEM;
-	}
-	rc = walk_push(w, url, path, 0);
-	while (!rc && w->head < w->n && !w->capped) {
-		struct folder f = w->q[w->head];
-
-		/* q may move while f is listed: f is a copy, still owned by
-		 * q[head] and freed by walk_release. */
-		w->head++;
-		rc = walk_folder(w, &f);
 	}
 	return rc;
 }
@@ -814,7 +866,6 @@ static int list_single(struct walk *w, const char *url)
 		mtime = t;
 	rc = walk_add(w, url, name, MENTRY_FILE, (uint64_t)res.content_length,
 		      mtime, res.etag, url);
-	rc = rc > 0 ? 0 : rc;
 out:
 	free(folder);
 	free(name);
@@ -886,7 +937,6 @@ static int http_list(struct source *src, struct engine *e,
 out:
 	source_list_failed(h->url, rc, err, errlen);
 	manifest_free(w.m);
-	walk_release(&w);
 	return rc;
 }
 

@@ -96,6 +96,7 @@ struct source {
 				 * never logged */
 	size_t max_entries; /* listing caps, from source_opts */
 	int max_depth;
+	int max_inflight; /* listing requests in flight at once */
 	bool env_offline; /* the environment asked for offline mode */
 };
 
@@ -103,6 +104,7 @@ struct source {
 extern const struct source_ops source_http_ops;
 extern const struct source_ops source_file_ops;
 extern const struct source_ops source_hf_ops;
+extern const struct source_ops source_s3_ops;
 
 /* ---- helpers shared by schemes (source.c) ---- */
 

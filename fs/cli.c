@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fetch/source.h"
+#include "fs/cmd.h"
 #include "fs/mount.h"
 #include "state/hlog.h"
 #include "state/sidecar.h"
@@ -41,6 +42,7 @@ struct cli {
 	char *token_file;
 	char *log_file;
 	char *endpoint;
+	char *proxy; /* -o proxy=, "" for none; NULL: the environment */
 	bool foreground;
 	bool fuse_debug;
 	bool help;
@@ -57,6 +59,8 @@ struct cli {
 	unsigned int timeout_s;
 	unsigned int connect_timeout_s;
 	unsigned int retries;
+	unsigned int deadline_s;
+	unsigned int max_entries; /* 0: the sources' default */
 	uid_t uid;
 	gid_t gid;
 	/* Scheme options, name=value split in srcopt_bufs (owned). */
@@ -78,9 +82,12 @@ enum {
 	KEY_TIMEOUT,
 	KEY_CONNECT_TIMEOUT,
 	KEY_RETRIES,
+	KEY_DEADLINE,
+	KEY_MAX_ENTRIES,
 	KEY_OFFLINE,
 	KEY_TOKEN_FILE,
 	KEY_ENDPOINT,
+	KEY_PROXY,
 	KEY_DEBUG,
 	KEY_LOG,
 	KEY_UID,
@@ -113,9 +120,12 @@ static const struct fuse_opt cli_opts[] = {
 	VALUE_OPT("timeout", KEY_TIMEOUT),
 	VALUE_OPT("connect_timeout", KEY_CONNECT_TIMEOUT),
 	VALUE_OPT("retries", KEY_RETRIES),
+	VALUE_OPT("deadline", KEY_DEADLINE),
+	VALUE_OPT("max_entries", KEY_MAX_ENTRIES),
 	FUSE_OPT_KEY("offline", KEY_OFFLINE),
 	VALUE_OPT("token_file", KEY_TOKEN_FILE),
 	VALUE_OPT("endpoint", KEY_ENDPOINT),
+	VALUE_OPT("proxy", KEY_PROXY),
 	FUSE_OPT_KEY("debug=", KEY_DEBUG),
 	VALUE_OPT("log", KEY_LOG),
 	VALUE_OPT("uid", KEY_UID),
@@ -154,21 +164,33 @@ static const char usage_text[] =
 "    http://HOST/PATH/, https://HOST/PATH/\n"
 "                           a folder index (nginx, Apache) or one file\n"
 "    file:///ABS/PATH       a local or network folder\n"
+"    s3://BUCKET[/PREFIX]   an S3 bucket (AWS or -o endpoint=), each object\n"
+"                           pinned by its ETag; credentials as the AWS CLI\n"
+"                           finds them: $AWS_ACCESS_KEY_ID and\n"
+"                           $AWS_SECRET_ACCESS_KEY ($AWS_SESSION_TOKEN),\n"
+"                           else $AWS_PROFILE (default: default) in\n"
+"                           ~/.aws/credentials and ~/.aws/config, else\n"
+"                           anonymous\n"
 "\n"
 "commands:\n"
 "    mount                  mount SOURCE at MOUNTPOINT (the default: the\n"
 "                           word may be left out)\n"
-"    status [MOUNTPOINT | -o cache=DIR]\n"
-"                           per-file progress, totals and rates\n"
+"    status [MOUNTPOINT | -o cache=DIR] [--json]\n"
+"                           per-file size, cached bytes and progress,\n"
+"                           totals; of a mount also the fetch rate,\n"
+"                           connections in use and queued chunks\n"
 "    prefetch PATH...       fill files or folders in the background\n"
-"    verify [MOUNTPOINT | -o cache=DIR]\n"
-"                           check cached chunks and whole-file hashes\n"
+"    verify [MOUNTPOINT | -o cache=DIR] [--repair]\n"
+"                           check cached chunks against their sums and\n"
+"                           complete files against their published hash;\n"
+"                           --repair drops what is wrong (exit status 1\n"
+"                           when anything is)\n"
 "    gc [-o cache=DIR] [--max SIZE]\n"
 "                           prune the cache, safely beside live mounts\n"
-"    (status, prefetch, verify and gc are not implemented yet: they say\n"
-"    so and exit with status 2)\n";
+"    (prefetch and gc are not implemented yet: they say so and exit\n"
+"    with status 2)\n";
 
-/* Two strings: C compilers need not take one longer than 4095 bytes. */
+/* Several strings: C compilers need not take one longer than 4095 bytes. */
 static const char options_text[] =
 "\n"
 "general options:\n"
@@ -181,7 +203,8 @@ static const char options_text[] =
 "\n"
 "hollowfs options:\n"
 "    -o cache=DIR           cache folder (default: $XDG_CACHE_HOME/hollowfs,\n"
-"                           ~/.cache/hollowfs, /var/cache/hollowfs as root)\n"
+"                           ~/.cache/hollowfs, /var/cache/hollowfs as root);\n"
+"                           private: yours, not writable by others\n"
 "    -o chunk_size=N        unit of fetching and caching, a multiple of 4K\n"
 "                           from 64K to 64M (default: 4M)\n"
 "    -o connections=N       parallel transfers, 1 to 256 (default: 16)\n"
@@ -193,7 +216,16 @@ static const char options_text[] =
 "    -o connect_timeout=SECS\n"
 "                           give up connecting after this long (default: 10)\n"
 "    -o retries=N           attempts after a failed one, 0 to 100\n"
-"                           (default: 4)\n"
+"                           (default: 4); a try that gets new bytes\n"
+"                           earns its retry back\n"
+"    -o deadline=SECS       fail a transfer, and so the read waiting for\n"
+"                           it, that got no 64K for this long, its stalls,\n"
+"                           tries and waits included (default: 50)\n"
+"    -o max_entries=N       most files and folders a listing may have\n"
+"                           (default: 1000000); a larger http(s) listing\n"
+"                           fails the mount, others stop there\n";
+
+static const char options_more_text[] =
 "    -o offline             never fetch: serve the snapshot saved in the\n"
 "                           cache and the chunks already cached (also\n"
 "                           HF_HUB_OFFLINE=1 for hf:// sources)\n"
@@ -202,8 +234,22 @@ static const char options_text[] =
 "                           $HUGGING_FACE_HUB_TOKEN, then the file\n"
 "                           $HF_TOKEN_PATH or $HF_HOME/token, default\n"
 "                           ~/.cache/huggingface/token)\n"
-"    -o endpoint=URL        Hugging Face Hub endpoint (default: $HF_ENDPOINT,\n"
-"                           else https://huggingface.co)\n"
+"    -o endpoint=URL        hf://: the Hub endpoint (default: $HF_ENDPOINT,\n"
+"                           else https://huggingface.co); s3://: any\n"
+"                           S3-compatible server (default:\n"
+"                           $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, else\n"
+"                           AWS)\n"
+"    -o region=NAME         s3:// only: the bucket's region (default:\n"
+"                           $AWS_REGION, $AWS_DEFAULT_REGION, the profile's\n"
+"                           region, else us-east-1)\n"
+"    -o s3_path_style=0|1   s3:// only: 1 for ENDPOINT/BUCKET/KEY URLs (the\n"
+"                           default with -o endpoint=), 0 for\n"
+"                           BUCKET.HOST/KEY (the default for AWS)\n"
+"    -o proxy=URL           send every request through this HTTP(S) or\n"
+"                           SOCKS proxy (default: $https_proxy,\n"
+"                           $HTTPS_PROXY, $http_proxy, $HTTP_PROXY and\n"
+"                           $all_proxy by scheme); hosts in $NO_PROXY\n"
+"                           still go direct; -o proxy= (empty): no proxy\n"
 "    -o hf_cache=DIR        hf:// only: place each verified, complete file\n"
 "                           into the huggingface_hub cache at DIR (e.g.\n"
 "                           ~/.cache/huggingface/hub), for use without\n"
@@ -217,7 +263,9 @@ static const char options_text[] =
 "    -o allow_other         let other users read the mount (non-root users\n"
 "                           need user_allow_other in /etc/fuse.conf)\n"
 "    -o ro, -o rw           accepted for mount(8); the mount is always\n"
-"                           read-only\n"
+"                           read-only\n";
+
+static const char notes_text[] =
 "\n"
 "Sizes take a K, M or G suffix (powers of 1024).\n"
 "\n"
@@ -226,7 +274,9 @@ static const char options_text[] =
 "\n"
 "Extended attributes of each file: user.hollowfs.cached (bytes cached),\n"
 "user.hollowfs.chunks (cached/total chunks), user.hollowfs.source (URL),\n"
-"user.hollowfs.sha256 (when the source knows it).\n"
+"user.hollowfs.sha256 (when the source knows it), user.hollowfs.blob (its\n"
+"name in the cache); of the root: user.hollowfs.stats (live counters,\n"
+"JSON).\n"
 "\n"
 "exit status: 0 mounted (with -f: unmounted cleanly), 1 error, 2 bad usage\n"
 "(or a command not implemented yet)\n";
@@ -302,6 +352,23 @@ static int set_str(char **dst, const char *val)
 	free(*dst);
 	*dst = s;
 	return 0;
+}
+
+/* A proxy libcurl can use: a scheme it knows (or none: http), a host. */
+static bool proxy_url_ok(const char *val)
+{
+	static const char *const schemes[] = { "http://",   "https://",
+					       "socks4://", "socks4a://",
+					       "socks5://", "socks5h://" };
+	const char *host = strstr(val, "://");
+	size_t i;
+
+	if (!host)
+		return *val != ':' && !strpbrk(val, " \t/");
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (!strncmp(val, schemes[i], strlen(schemes[i])))
+			return host[3] && host[3] != '/' && host[3] != ':';
+	return false;
 }
 
 /* Scheme options (-o hf_cache=...) are the sources' to check: returns 0
@@ -420,6 +487,11 @@ static int opt_proc(void *data, const char *arg, int key,
 				  &c->connect_timeout_s);
 	case KEY_RETRIES:
 		return parse_uint("retries", val, 0, 100, &c->retries);
+	case KEY_DEADLINE:
+		return parse_uint("deadline", val, 1, 86400, &c->deadline_s);
+	case KEY_MAX_ENTRIES:
+		return parse_uint("max_entries", val, 1, 100000000,
+				  &c->max_entries);
 	case KEY_OFFLINE:
 		c->offline = true;
 		return 0;
@@ -432,6 +504,17 @@ static int opt_proc(void *data, const char *arg, int key,
 			return bad_value("endpoint", val,
 					 "expected an http:// or https:// URL");
 		return set_str(&c->endpoint, val);
+	case KEY_PROXY:
+		if (!eq)
+			return bad_value("proxy", val,
+					 "expected a URL, or nothing after "
+					 "'=' for no proxy");
+		if (*val && !proxy_url_ok(val))
+			return bad_value(
+				"proxy", val,
+				"expected http://, https://, "
+				"socks4[a]:// or socks5[h]://HOST[:PORT]");
+		return set_str(&c->proxy, val);
 	case KEY_DEBUG:
 		if (hlog_set_debug(val))
 			return bad_value("debug", val,
@@ -475,6 +558,7 @@ static void cli_init(struct cli *c)
 	c->timeout_s = 10;
 	c->connect_timeout_s = 10;
 	c->retries = 4;
+	c->deadline_s = 50;
 	c->uid = getuid();
 	c->gid = getgid();
 }
@@ -489,6 +573,7 @@ static void cli_release(struct cli *c)
 	free(c->token_file);
 	free(c->log_file);
 	free(c->endpoint);
+	free(c->proxy);
 	for (i = 0; i < c->nsrcopts; i++)
 		free(c->srcopt_bufs[i]);
 }
@@ -538,6 +623,8 @@ static void print_help(void)
 {
 	fputs(usage_text, stdout);
 	fputs(options_text, stdout);
+	fputs(notes_text, stdout);
+	fputs(options_more_text, stdout);
 	printf("\nFUSE options:\n");
 	fflush(stdout);
 	fuse_lowlevel_help();
@@ -565,15 +652,19 @@ static void mount_opts_fill(const struct cli *c, struct fuse_args *args,
 	mo->debug_cats = c->debug_cats;
 	mo->max_threads = c->max_threads;
 	mo->connections = c->connections;
+	mo->src.max_entries = c->max_entries;
+	mo->src.max_inflight = (int)c->connections; /* HEADs of a listing */
 	mo->timeout_s = c->timeout_s;
 	mo->connect_timeout_s = c->connect_timeout_s;
 	mo->retries = c->retries;
+	mo->deadline_s = c->deadline_s;
 	mo->fs.uid = c->uid;
 	mo->fs.gid = c->gid;
 	mo->fs.chunk_size = (uint32_t)c->chunk_size;
 	mo->fs.readahead_max = c->readahead;
 	mo->src.token_file = c->token_file;
 	mo->src.endpoint = c->endpoint;
+	mo->proxy = c->proxy;
 	mo->src.env = true;
 	mo->src.options = c->srcopts;
 	mo->src.noptions = c->nsrcopts;
@@ -641,9 +732,9 @@ static const struct {
 	const char *name;
 	int (*run)(int argc, char *argv[]); /* argv[0] is the command */
 } commands[] = {
-	{ "status", cmd_not_yet },
+	{ "status", cmd_status },
 	{ "prefetch", cmd_not_yet },
-	{ "verify", cmd_not_yet },
+	{ "verify", cmd_verify },
 	{ "gc", cmd_not_yet },
 };
 

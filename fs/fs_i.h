@@ -53,6 +53,9 @@ struct fs {
 	struct fs_inode *inodes; /* manifest->n of them, owned */
 	uint64_t total_bytes; /* over files, for statfs */
 	size_t nfiles;
+	/* Counters of the stats xattr (fs/stats.h), relaxed. */
+	_Atomic uint64_t st_reads, st_read_errors;
+	_Atomic uint64_t st_bytes_served, st_bytes_from_cache;
 };
 
 /* The entry of inode ino, with its index in *idx; NULL when ino is not

@@ -371,12 +371,25 @@ static int open_source_and_cache(struct mount *m, const struct mount_opts *o,
 			strerror(-err));
 		return err;
 	}
+	/* The cache is private: one another user can write could plant
+	 * links and bytes that every reader of the mount is served. */
+	err = cache_check_private(cache_dir, errbuf, sizeof(errbuf));
+	if (err == -EPERM) {
+		fprintf(stderr,
+			"hollowfs: cache directory '%s' is not private (%s): "
+			"refusing it; use a folder of your own that only you "
+			"can write (chmod 700), or -o cache=DIR\n",
+			cache_dir, errbuf);
+		return err;
+	}
 	err = cache_new(cache_dir, &m->cache);
 	if (err) {
 		fprintf(stderr,
 			"hollowfs: cache directory '%s' is not "
-			"writable: %s\n",
-			cache_dir, strerror(-err));
+			"%s: %s\n",
+			cache_dir,
+			err == -EPERM || err == -ELOOP ? "usable" : "writable",
+			strerror(-err));
 		return err;
 	}
 	return check_mountpoint(o->mountpoint, &m->mnt);
@@ -398,6 +411,8 @@ static int start_and_list(struct mount *m, const struct mount_opts *o,
 	eo.connect_timeout_ms = (int)o->connect_timeout_s * 1000;
 	eo.stall_timeout_ms = (int)o->timeout_s * 1000;
 	eo.retries = (int)o->retries;
+	eo.budget_ms = (int)o->deadline_s * 1000;
+	eo.proxy = o->proxy;
 	err = engine_new(&eo, &m->engine);
 	if (err) {
 		fprintf(stderr, "hollowfs: cannot start the fetch engine: %s\n",

@@ -54,6 +54,8 @@ struct mount_opts {
 	unsigned int timeout_s; /* stalled transfers */
 	unsigned int connect_timeout_s;
 	unsigned int retries;
+	unsigned int deadline_s; /* a transfer without progress fails */
+	const char *proxy; /* -o proxy=, "" for none; NULL: environment */
 	struct fs_opts fs; /* owner, chunk size, readahead */
 	struct source_opts src; /* token_file, endpoint, options */
 	struct fuse_args *args; /* libfuse's arguments, borrowed */

@@ -34,6 +34,7 @@
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,10 +43,12 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "fetch/http.h"
 #include "fetch/prefetch.h"
 #include "fetch/sched.h"
 #include "fetch/source.h"
 #include "fs/fs_i.h"
+#include "fs/stats.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
 
@@ -53,6 +56,8 @@
 #define XATTR_CHUNKS "user.hollowfs.chunks"
 #define XATTR_SOURCE "user.hollowfs.source"
 #define XATTR_SHA256 "user.hollowfs.sha256"
+#define XATTR_STATS "user.hollowfs.stats" /* the root's */
+#define XATTR_BLOB "user.hollowfs.blob" /* its name in the cache */
 
 /* Per open file, in fi->fh. */
 struct fhandle {
@@ -353,7 +358,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fh->idx = idx;
 	fh->fb = fb;
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	fi->keep_cache = 1; /* a pinned snapshot never changes */
+	/*
+	 * A pinned snapshot never changes: the kernel keeps its pages across
+	 * opens. Not while a file with a hash is unchecked: then each open
+	 * drops them, so pages of a file found corrupt are never served
+	 * again from the kernel's cache, even before the invalidation.
+	 */
+	fi->keep_cache = !fb || !fblob_hash(fb) || fblob_verified(fb);
 	fi->noflush = 1; /* nothing to flush on close */
 	fs_open_add(fs, &fh->link);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
@@ -391,11 +402,19 @@ static void reply_from_blob(fuse_req_t req, struct fblob *fb, uint64_t off,
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
 	int res;
 
+	/* A blob found corrupt is never read from again: its bytes are
+	 * being punched out once the replies begun before are over. */
+	if (!fblob_reply_begin(fb)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	bv.buf[0].fd = fblob_data_fd(fb);
 	bv.buf[0].pos = (off_t)off;
+	atomic_fetch_add(&req_fs(req)->st_bytes_served, len);
 	/* On a local failure fuse_reply_data replies the error itself. */
 	res = fuse_reply_data(req, &bv, 0);
+	fblob_reply_end(fb);
 	if (res < 0)
 		hlog(HLOG_DEBUG, HLOG_FS,
 		     "reply of %zu bytes at %" PRIu64 " of '%s' failed: %s",
@@ -406,6 +425,7 @@ static void reply_from_blob(fuse_req_t req, struct fblob *fb, uint64_t off,
 static void reply_read_error(fuse_req_t req, struct fs *fs, uint64_t idx,
 			     int err)
 {
+	atomic_fetch_add(&fs->st_read_errors, 1);
 	if (err == -ECANCELED) /* unmounting */
 		hlog(HLOG_DEBUG, HLOG_FS, "read of '%s' cancelled",
 		     fs->manifest->entries[idx].path);
@@ -432,18 +452,21 @@ static void on_uncached_bytes(void *arg, int err, const char *buf, size_t len)
 {
 	struct uncached_reply *ur = arg;
 
-	if (err)
+	if (err) {
 		reply_read_error(ur->req, ur->fs, ur->idx, err);
-	else
+	} else {
+		atomic_fetch_add(&ur->fs->st_bytes_served, len);
 		fuse_reply_buf(ur->req, buf, len);
+	}
 	free(ur);
 }
 
 /*
- * The cache's disk is full (or over quota): the chunks could not be
- * stored, but the read is still answered, with bytes fetched into memory
- * for it alone (DESIGN.md "Fetching"). The cache stays consistent: the
- * chunks were never marked DONE. Takes over the reply of req.
+ * The cache's disk is full (or over quota), or another process has held
+ * the chunks for too long (frozen?): they could not be stored, but the
+ * read is still answered, with bytes fetched into memory for it alone
+ * (DESIGN.md "Fetching"). The cache stays consistent: the chunks were
+ * never marked DONE. Takes over the reply of req.
  */
 static void reply_uncached(fuse_req_t req, struct fs *fs, struct fblob *fb,
 			   uint64_t idx, uint64_t off, size_t len, int cause)
@@ -456,7 +479,9 @@ static void reply_uncached(fuse_req_t req, struct fs *fs, struct fblob *fb,
 		return;
 	}
 	*ur = (struct uncached_reply){ .req = req, .fs = fs, .idx = idx };
-	fs_warn(fs, idx, "cache full: serving uncached", cause);
+	/* The scheduler said why when it gave up on a held chunk. */
+	if (cause != -ENOLCK)
+		fs_warn(fs, idx, "cache full: serving uncached", cause);
 	err = sched_read_uncached(fs->sched, fb, off, len, on_uncached_bytes,
 				  ur);
 	if (err) {
@@ -470,7 +495,7 @@ static void pr_reply(struct pending_read *pr, enum pr_state st, int err)
 {
 	if (st == PR_CANCELLED)
 		fuse_reply_err(pr->req, EINTR);
-	else if (err == -ENOSPC || err == -EDQUOT)
+	else if (err == -ENOSPC || err == -EDQUOT || err == -ENOLCK)
 		reply_uncached(pr->req, pr->fs, pr->fb, pr->idx, pr->off,
 			       pr->len, err);
 	else if (err)
@@ -646,10 +671,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 */
 	ra = prefetch_plan(&fh->ra, &ra_opts, uoff, len, last,
 			   fblob_nchunks(fb), &ra_from, &ra_to);
-	if (fblob_all_done(fb, first, last))
+	atomic_fetch_add(&fs->st_reads, 1);
+	if (fblob_servable(fb, first, last)) {
+		atomic_fetch_add(&fs->st_bytes_from_cache, len);
 		reply_from_blob(req, fb, uoff, len);
-	else
+	} else {
 		park_read(req, fs, fh, uoff, len, first, last);
+	}
 	/* req and fh may be gone: only fs and fb from here on. The demand
 	 * is queued first; readahead never delays it. */
 	if (!ra)
@@ -691,8 +719,11 @@ static int xattr_value(struct fs *fs, uint64_t idx, const char *name, char *buf,
 		snprintf(buf, buflen, "%s", e->content_id);
 		return 0;
 	}
-	if (strcmp(name, XATTR_CACHED) && strcmp(name, XATTR_CHUNKS))
+	if (strcmp(name, XATTR_CACHED) && strcmp(name, XATTR_CHUNKS) &&
+	    strcmp(name, XATTR_BLOB))
 		return -ENODATA;
+	if (!e->size && !strcmp(name, XATTR_BLOB))
+		return -ENODATA; /* an empty file has no blob */
 	if (!e->size) {
 		snprintf(buf, buflen, "%s",
 			 strcmp(name, XATTR_CACHED) ? "0/0" : "0");
@@ -701,12 +732,49 @@ static int xattr_value(struct fs *fs, uint64_t idx, const char *name, char *buf,
 	err = fs_inode_fblob(fs, idx, &fb); /* borrowed */
 	if (err)
 		return err;
-	if (!strcmp(name, XATTR_CACHED))
+	if (!strcmp(name, XATTR_BLOB))
+		snprintf(buf, buflen, "%s", fblob_hex(fb));
+	else if (!strcmp(name, XATTR_CACHED))
 		snprintf(buf, buflen, "%" PRIu64, fblob_done_bytes(fb));
 	else
 		snprintf(buf, buflen, "%" PRIu64 "/%" PRIu64,
 			 fblob_done_count(fb), fblob_nchunks(fb));
 	return 0;
+}
+
+/* The root's stats (fs/stats.h) into *out, a new malloc'd string. */
+static int stats_value(struct fs *fs, char **out)
+{
+	char source[2048];
+	struct sched_stats ss;
+	struct fs_stats st;
+	int i;
+
+	sched_get_stats(fs->sched, &ss);
+	memset(&st, 0, sizeof(st));
+	/* Anyone who may read the mount reads this: no user:password@. */
+	if (fs->manifest->source)
+		st.source = (char *)http_log_url(fs->manifest->source, source,
+						 sizeof(source));
+	st.version = fs->manifest->version;
+	st.cache = (char *)ss.cache_dir;
+	st.files = fs->nfiles;
+	st.bytes = fs->total_bytes;
+	st.bytes_fetched = ss.engine.bytes_fetched;
+	st.bytes_served = atomic_load(&fs->st_bytes_served);
+	st.bytes_from_cache = atomic_load(&fs->st_bytes_from_cache);
+	st.reads = atomic_load(&fs->st_reads);
+	st.read_errors = atomic_load(&fs->st_read_errors);
+	st.requests = ss.engine.requests;
+	st.retries = ss.engine.retries;
+	st.errors = ss.engine.failures;
+	st.conn_in_use = ss.engine.transfers;
+	st.conn_max = ss.engine.connections;
+	for (i = 0; i < 3; i++)
+		st.queued[i] = ss.queued[i];
+	st.inflight = ss.inflight;
+	st.open_blobs = ss.open_blobs;
+	return fs_stats_format(&st, out);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -726,12 +794,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	buf = malloc(buflen);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	if (!idx && !strcmp(name, XATTR_STATS)) {
+		err = stats_value(fs, &buf);
+	} else {
+		buf = malloc(buflen);
+		err = buf ? xattr_value(fs, idx, name, buf, buflen) : -ENOMEM;
 	}
-	err = xattr_value(fs, idx, name, buf, buflen);
 	if (err == -ENODATA || err == -ENOMEM) {
 		fuse_reply_err(req, -err);
 		goto out_free;
@@ -754,8 +822,8 @@ out_free:
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	static const char file_names[] = XATTR_CACHED "\0" XATTR_CHUNKS
-						      "\0" XATTR_SOURCE "\0";
+	static const char file_names[] = XATTR_CACHED
+		"\0" XATTR_CHUNKS "\0" XATTR_SOURCE "\0" XATTR_BLOB "\0";
 	struct fs *fs = req_fs(req);
 	const struct mentry *e;
 	char names[sizeof(file_names) + sizeof(XATTR_SHA256)];
@@ -767,7 +835,10 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	if (e->type == MENTRY_FILE) {
+	if (!idx) {
+		memcpy(names, XATTR_STATS, sizeof(XATTR_STATS));
+		len = sizeof(XATTR_STATS);
+	} else if (e->type == MENTRY_FILE) {
 		memcpy(names, file_names, sizeof(file_names) - 1);
 		len = sizeof(file_names) - 1;
 		if (e->hash_kind && !strcmp(e->hash_kind, "sha256") &&

@@ -41,7 +41,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 step "format and lint"
 lint=""
 scripts/check-format.sh || lint="$lint format"
-shellcheck scripts/*.sh .ci/run || lint="$lint shellcheck"
+shellcheck scripts/*.sh scripts/*/*.sh .ci/run || lint="$lint shellcheck"
 # Identifiers and escapes codespell takes for typos: clen (content length),
 # fo (fuse opts), INFLIGHT (CHUNK_INFLIGHT), nd (number of dimensions),
 # ndoes ("\ndoes" in a format string).

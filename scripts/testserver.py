@@ -7,7 +7,8 @@ on, and fault injection driven by a JSON file that may change while the
 server runs. Python 3 standard library only; it listens on loopback only.
 
     testserver.py --root DIR --port-file FILE [--host 127.0.0.1] [--port 0]
-                  [--faults FILE] [--log FILE] [--index json|html]
+                  [--faults FILE] [--log FILE]
+                  [--index json|html|html-bare]
                   [--secret S]
 
 The faults file maps a decoded URL path ("/big.bin") to an object whose keys
@@ -109,8 +110,9 @@ needs "methods": ["POST"]). "status" faults answer with the Hub's headers
 (and a RateLimit-Policy for 429 with "ratelimit"); "expires_in" on a
 /resolve path sets the lifetime of the CDN URL it hands out; the body
 faults (drop_after, short, stall, rate, ignore_range, bad_content_range,
-etag, gzip) shape the file bytes of /resolve and the CDN. "redirect",
-"listing" and "content_file" apply to --root files only.
+etag, gzip, force_gzip, no_length, max_range) shape the file bytes of
+/resolve and the CDN. "redirect", "location", "hang", "listing" and
+"content_file" apply to --root files only.
 """
 
 import argparse
@@ -167,6 +169,13 @@ FAULT_TYPES = {
     "methods": list,
     "listing": (str, list, dict),
     "gzip": bool,
+    "location": str,
+    "force_gzip": str,
+    "no_length": bool,
+    "max_range": int,
+    "hang": bool,
+    "range_max": int,
+    "stall_from": int,
 }
 
 # Returned by parse_range() for a range that starts past the end of the file.
@@ -191,6 +200,10 @@ def check_faults(table):
             raise ValueError(f"redirect of {path!r} must be cdn or relative")
         if entry.get("rate", 1) <= 0:
             raise ValueError(f"rate of {path!r} must be positive")
+        if entry.get("max_range", 1) <= 0:
+            raise ValueError(f"max_range of {path!r} must be positive")
+        if entry.get("force_gzip", "200") not in ("200", "206"):
+            raise ValueError(f"force_gzip of {path!r} must be 200 or 206")
 
 
 def load_faults(path):
@@ -211,8 +224,9 @@ class Faults:
         self.table = {}  # protected by lock
         self.hits = {}  # URL path -> requests faulted so far; protected by lock
 
-    def lookup(self, url_path, method):
-        """Return the fault entry to apply to this request, or {}."""
+    def lookup(self, url_path, method, range_len=None):
+        """Return the fault entry to apply to this request, or {}.
+        range_len: how many bytes its Range header asks for, or None."""
         with self.lock:
             self._reload_locked()
             entry = self.table.get(url_path)
@@ -221,6 +235,11 @@ class Faults:
             # A redirect applies to every method; other faults only to theirs.
             methods = entry.get("methods", DEFAULT_METHODS)
             if "redirect" not in entry and method not in methods:
+                return {}
+            # "range_max" N: only requests whose Range asks for at most N
+            # bytes (a read's own request, not a chunk run's).
+            if "range_max" in entry and (range_len is None
+                                         or range_len > entry["range_max"]):
                 return {}
             if "count" in entry:
                 hits = self.hits.get(url_path, 0)
@@ -378,6 +397,21 @@ def render_html(url_path, entries):
         lines.append(f'<a href="{href}{"/" if is_dir else ""}">{label}</a>'
                      f"{pad} {when} {size:>19}\n")
     lines.append("</pre><hr></body>\n</html>\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def render_html_bare(url_path, entries):
+    """A page of links only, no sizes or dates (python -m http.server's
+    listing): a client needs a HEAD request per file for its size."""
+    title = html.escape(url_path)
+    lines = [f"<html>\n<head><title>Directory listing for {title}</title>"
+             f"</head>\n<body>\n<ul>\n"]
+    for name, st in entries:
+        slash = "/" if stat.S_ISDIR(st.st_mode) else ""
+        href = urllib.parse.quote(name, safe="", errors="surrogateescape")
+        lines.append(f'<li><a href="{href}{slash}">'
+                     f"{html.escape(name)}{slash}</a></li>\n")
+    lines.append("</ul>\n</body>\n</html>\n")
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 
@@ -1295,7 +1329,17 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
         elif path.startswith(REL_PREFIX + "/"):
             file_path = path[len(REL_PREFIX):]
 
-        fault = self.server.faults.lookup(path, self.command)
+        fault = self.server.faults.lookup(path, self.command,
+                                          self.range_len())
+        if fault.get("hang"):
+            # "hang": read the request, answer nothing until the client
+            # or the server goes away (a stalled listing, a dead origin).
+            self.stall(None)
+            return self.abort()
+        if "location" in fault:
+            # "location": a 302 to exactly this Location, any scheme.
+            return self.send_text(302, "found",
+                                  {"Location": fault["location"]})
         if "redirect" in fault:
             return self.redirect(fault)
         if "status" in fault:
@@ -1330,6 +1374,13 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
                                           and "content_file" not in fault):
             return self.send_text(404, "not found")
         return self.send_file(target, fault)
+
+    def range_len(self):
+        """How many bytes a "bytes=A-B" Range header asks for, or None."""
+        m = RANGE_RE.fullmatch((self.headers.get("Range") or "").strip())
+        if not m or not m.group(1) or not m.group(2):
+            return None
+        return int(m.group(2)) - int(m.group(1)) + 1
 
     def send_status_fault(self, fault, headers=None):
         """"status": answer with a short text body instead of the file,
@@ -1387,6 +1438,9 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
             return self.send_text(403, "forbidden")
         if self.server.index == "json":
             self.send_bytes(200, render_json(entries), "application/json")
+        elif self.server.index == "html-bare":
+            self.send_bytes(200, render_html_bare(self.url_path, entries),
+                            "text/html")
         else:
             self.send_bytes(200, render_html(self.url_path, entries),
                             "text/html")
@@ -1413,6 +1467,13 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
                     "Accept-Encoding", ""):
                 return self.send_gzip(f, etag, last_modified, extra_headers,
                                       flip)
+            # "force_gzip": "200": as "gzip", whatever Accept-Encoding says.
+            if fault.get("force_gzip") == "200":
+                return self.send_gzip(f, etag, last_modified, extra_headers,
+                                      flip)
+            if fault.get("no_length"):
+                return self.send_unsized(f, etag, last_modified,
+                                         extra_headers, flip)
 
             span = None  # (start, end) inclusive, or None for the whole file
             range_header = self.headers.get("Range")
@@ -1424,6 +1485,10 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
                                           {"Content-Range": f"bytes */{size}"})
             if fault.get("bad_content_range") and span is None and size:
                 span = (0, size - 1)
+            # "max_range" N: a range answer carries at most N bytes, a
+            # legal short 206 (RFC 9110 14.4) the client asks on after.
+            if "max_range" in fault and span not in (None, UNSATISFIABLE):
+                span = (span[0], min(span[1], span[0] + fault["max_range"] - 1))
 
             headers = {
                 "Content-Type": "application/octet-stream",
@@ -1440,6 +1505,18 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
                 shift = 1024 if fault.get("bad_content_range") else 0
                 headers["Content-Range"] = (
                     f"bytes {span[0] + shift}-{span[1] + shift}/{size}")
+            if fault.get("force_gzip") == "206" and span is not None:
+                # "force_gzip": "206": the range's bytes gzip-compressed,
+                # with Content-Encoding, whatever Accept-Encoding says.
+                os.lseek(f.fileno(), start, os.SEEK_SET)
+                body = gzip.compress(flip_bytes(f.read(length), start, flip))
+                headers["Content-Encoding"] = "gzip"
+                headers["Content-Length"] = str(len(body))
+                self.start_response(status, headers)
+                if self.command != "HEAD":
+                    self.connection.sendall(body)
+                    self.sent_bytes += len(body)
+                return
             headers["Content-Length"] = str(length)
             self.start_response(status, headers)
             if self.command != "HEAD":
@@ -1466,6 +1543,32 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
         self.connection.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
         self.sent_bytes += len(body)
 
+    def send_unsized(self, f, etag, last_modified, extra_headers, flip):
+        """"no_length": the whole file, a 200 whatever the Range, chunked,
+        without a Content-Length (its length unknown to the client until
+        the end, as over HTTP/2 without content-length)."""
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "ETag": etag,
+            "Last-Modified": last_modified,
+            **(extra_headers or {}),
+            "Transfer-Encoding": "chunked",
+        }
+        self.start_response(200, headers)
+        if self.command == "HEAD":
+            return
+        offset = 0
+        while True:
+            if self.server.stopping.is_set():
+                return self.abort()
+            data = flip_bytes(os.pread(f.fileno(), BLOCK_BYTES, offset),
+                              offset, flip)
+            self.connection.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            if not data:
+                return
+            offset += len(data)
+            self.sent_bytes += len(data)
+
     def if_range_holds(self, etag, last_modified):
         """True unless an If-Range header says the file has changed."""
         cond = self.headers.get("If-Range")
@@ -1489,6 +1592,10 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
         # "stall" stops after "stall_after" bytes, for "stall_seconds" or
         # until the client or the server goes away.
         stall_at = fault.get("stall_after", 0) if fault.get("stall") else None
+        if stall_at is not None and "stall_from" in fault:
+            # "stall_from" N: stall at file offset N instead, in every
+            # answer: no try gets past it.
+            stall_at = max(0, fault["stall_from"] - offset)
         rate = fault.get("rate")  # bytes per second
         began = time.monotonic()
         sent = 0
@@ -1638,8 +1745,11 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=0, help="0: any free port")
     p.add_argument("--faults", help="JSON faults file, re-read on change")
     p.add_argument("--log", help="append a JSON line per request here")
-    p.add_argument("--index", choices=("json", "html"), default="json",
-                   help="directory listing format (nginx autoindex)")
+    p.add_argument("--index", choices=("json", "html", "html-bare"),
+                   default="json",
+                   help="directory listing format: nginx autoindex (json, "
+                   "html), or links without sizes or dates (html-bare, "
+                   "as python -m http.server: sizes need HEAD requests)")
     p.add_argument("--secret", default=secrets.token_hex(16),
                    help="HMAC key of the signed CDN URLs")
     args = p.parse_args(argv)

@@ -7,9 +7,12 @@
 #include "state/blob.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "state/hlog.h"
@@ -26,11 +29,52 @@ static bool sidecar_rejected(int err)
 	case -ERANGE:
 	case -EDOM:
 	case -ESTALE:
+	case -ENOLINK: /* bound to another data file */
 	case -EUCLEAN:
+	case -ELOOP: /* a symbolic link: never followed, removed below */
+	case -EINVAL: /* a FIFO or device in its place */
 		return true;
 	default:
 		return false;
 	}
+}
+
+/* For log lines: the data file's path is sidecar_path less ".state". */
+static int data_path_len(const struct blob *b)
+{
+	return (int)(strlen(b->sidecar_path) - strlen(".state"));
+}
+
+/* Whether the blob has a .verified marker (of any content). */
+static bool marker_exists(const struct blob *b)
+{
+	char name[NAME_MAX + 1];
+	struct stat st;
+
+	snprintf(name, sizeof(name), "%s.verified", b->hex);
+	return !fstatat(b->files.dir_fd, name, &st, AT_SYMLINK_NOFOLLOW);
+}
+
+/* Forgets what the sidecar and the marker said: sums cleared, both
+ * removed. */
+static int blob_start_over(struct blob *b)
+{
+	char name[NAME_MAX + 1];
+	int err;
+
+	err = cache_sums_clear(b->files.sums_fd, b->nchunks);
+	if (err)
+		return err;
+	/*
+	 * Gone, so that the next open (here or in another process) finds no
+	 * sidecar rather than rejecting it again and clearing the sums that
+	 * were written since. If it stays, that is all that happens: it is
+	 * rejected again. unlinkat never follows a link.
+	 */
+	unlinkat(b->files.dir_fd, b->state_name, 0);
+	snprintf(name, sizeof(name), "%s.verified", b->hex);
+	unlinkat(b->files.dir_fd, name, 0);
+	return 0;
 }
 
 /* Fills the map from the sidecar on disk, or starts over. */
@@ -39,7 +83,25 @@ static int blob_load_state(struct blob *b)
 	struct sidecar *sc = NULL;
 	int err;
 
-	err = sidecar_load(b->sidecar_path, &b->layout, &sc);
+	err = sidecar_load_at(b->files.dir_fd, b->state_name, &b->layout, &sc);
+	if (b->files.data_short && b->nchunks) {
+		/*
+		 * The data file was missing or cut short (space freed, a
+		 * tmp cleaner): the bytes a sidecar or marker vouches for
+		 * are gone, whatever the sidecar says (the inode number of
+		 * a new file may be the old one's).
+		 */
+		sidecar_free(sc);
+		if (err == -ENOENT && !marker_exists(b))
+			return blob_start_over(b); /* new: nothing to say */
+		if (err && err != -ENOENT && !sidecar_rejected(err))
+			return err; /* an I/O error: keep what is on disk */
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "data file '%.*s' was missing or short: its sidecar "
+		     "is not trusted, starting over",
+		     data_path_len(b), b->sidecar_path);
+		return blob_start_over(b);
+	}
 	if (err == -ENOENT)
 		return 0; /* new; another process may be filling sums */
 	if (!err) {
@@ -50,17 +112,10 @@ static int blob_load_state(struct blob *b)
 	if (!sidecar_rejected(err))
 		return err; /* an I/O error: keep what is on disk */
 	hlog(HLOG_WARN, HLOG_STATE, "sidecar '%s' rejected (%s): starting over",
-	     b->sidecar_path, strerror(-err));
-	err = cache_sums_clear(b->files.sums_fd, b->nchunks);
-	if (err)
-		return err;
-	/*
-	 * Gone, so that the next open (here or in another process) finds no
-	 * sidecar rather than rejecting it again and clearing the sums that
-	 * were written since. If it stays, that is all that happens.
-	 */
-	unlink(b->sidecar_path);
-	return 0;
+	     b->sidecar_path,
+	     err == -ENOLINK ? "it describes another data file" :
+			       strerror(-err));
+	return blob_start_over(b);
 }
 
 int blob_open(const struct cache *c, const char *kind, const char *content_id,
@@ -77,11 +132,13 @@ int blob_open(const struct cache *c, const char *kind, const char *content_id,
 	if (!b)
 		return -ENOMEM;
 	b->files.data_fd = b->files.sums_fd = b->files.lock_fd = -1;
+	b->files.dir_fd = -1;
 	b->layout.file_size = size;
 	b->layout.chunk_size = chunk_size;
 	cache_identity(kind, content_id, size, b->layout.identity);
 	cache_identity_hex(b->layout.identity, b->hex);
 	b->nchunks = chunk_count(size, chunk_size);
+	snprintf(b->state_name, sizeof(b->state_name), "%s.state", b->hex);
 
 	err = cache_blob_path(c, b->hex, ".state", path, sizeof(path));
 	if (err)
@@ -97,6 +154,9 @@ int blob_open(const struct cache *c, const char *kind, const char *content_id,
 	err = cache_blob_open(c, b->hex, size, chunk_size, &b->files);
 	if (err)
 		goto out_free;
+	/* The sidecar is bound to this data file (sidecar.h). */
+	b->layout.data_ino = b->files.data_ino;
+	b->layout.data_birth_ns = b->files.data_birth_ns;
 	err = blob_load_state(b);
 	if (err)
 		goto out_free;
@@ -118,27 +178,62 @@ void blob_free(struct blob *b)
 	free(b);
 }
 
+/*
+ * A sync failed: the chunks not durable yet lost their bytes for all we
+ * know. Drops them (MISSING, sums entries cleared) so they are fetched
+ * again, rather than recorded by the next sync, which would succeed.
+ * dropped: an empty set of this layout, allocated before the sync so
+ * that this cannot fail.
+ */
+static void blob_drop_undurable(struct blob *b, struct sidecar *dropped,
+				int sync_err)
+{
+	uint64_t i, n;
+
+	n = chunkmap_drop_undurable(b->map, dropped);
+	for (i = 0; i < b->nchunks && n; i++) {
+		int werr;
+
+		if (!sidecar_test(dropped, i))
+			continue;
+		/* An entry that cannot be cleared fails its check anyway
+		 * once the bytes are gone; the chunk is MISSING here. */
+		werr = cache_sums_write(b->files.sums_fd, i, 0);
+		(void)werr;
+	}
+	if (n)
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "syncing '%.*s' failed (%s): %llu chunks not on disk, "
+		     "dropped to be fetched again",
+		     data_path_len(b), b->sidecar_path, strerror(-sync_err),
+		     (unsigned long long)n);
+}
+
 int blob_save(struct blob *b)
 {
-	struct sidecar *snap = NULL;
+	struct sidecar *snap = NULL, *dropped = NULL;
 	int err;
 
 	err = sidecar_new(&b->layout, &snap);
+	if (!err)
+		err = sidecar_new(&b->layout, &dropped);
 	if (err)
-		return err;
+		goto out_free;
 	if (!chunkmap_sync_begin(b->map, snap))
 		goto out_free; /* nothing new since the last save */
 	/* The bytes first: a bit never reaches disk before its chunk. */
 	if (fdatasync(b->files.data_fd) < 0 ||
 	    fdatasync(b->files.sums_fd) < 0) {
 		err = -errno;
+		blob_drop_undurable(b, dropped, err);
 		goto out_free;
 	}
-	err = sidecar_save(snap, b->sidecar_path);
+	err = sidecar_save_at(snap, b->files.dir_fd, b->state_name);
 	if (err)
 		goto out_free;
 	chunkmap_sync_end(b->map, snap);
 out_free:
+	sidecar_free(dropped);
 	sidecar_free(snap);
 	return err;
 }

@@ -18,20 +18,27 @@
 
 struct blob {
 	char hex[33]; /* name in the cache */
-	struct sidecar_layout layout; /* size, chunk size, identity */
+	char state_name[40]; /* hex + ".state", in files.dir_fd */
+	/* size, chunk size, identity, and the data file it is bound to */
+	struct sidecar_layout layout;
 	uint64_t nchunks;
 	struct cache_blob_files files;
 	struct chunkmap *map; /* owned */
-	char *sidecar_path; /* owned */
+	char *sidecar_path; /* owned; for log lines and tests (everything
+			     * is opened relative to files.dir_fd) */
 };
 
 /*
  * Opens the blob of (kind, content_id, size) in cache with chunk_size:
  * creates its files if needed, loads its sidecar into the chunk map. No
  * sidecar: an empty map, and the sums are kept (another process may be
- * filling them). A sidecar that is rejected (any sidecar_decode error) is
- * logged once as a warning and the blob starts over: empty map, sums
- * cleared, the rejected sidecar removed. Returns 0; -EINVAL for a bad
+ * filling them). A sidecar that is rejected (any sidecar_decode error,
+ * -ENOLINK included: it describes another data file; or a link or FIFO in
+ * its place) is logged once as a warning and the blob starts over: empty
+ * map, sums cleared, the rejected sidecar and the .verified marker
+ * removed. So does a data file that was missing or shorter than size
+ * (cache_blob_open's data_short) when a sidecar or marker was there: its
+ * bytes are gone, never served as zeros. Returns 0; -EINVAL for a bad
  * chunk size; the error of creating or opening the files; or the error of
  * reading the sidecar (-EIO, -EISDIR, ...), in which case nothing is reset.
  */
@@ -47,9 +54,15 @@ void blob_free(struct blob *b);
  * saved one left DONE), fdatasync data and sums, then write the sidecar of
  * the set that was DONE before the sync started. Returns 0 (also when there
  * was nothing to do, without any sync) or the error; on error no chunk
- * becomes durable, so the next call tries again, and the sidecar on disk is
- * the old one (or, if only the final fsync of its folder failed, the new
- * one).
+ * becomes durable, and the sidecar on disk is the old one (or, if only the
+ * final fsync of its folder failed, the new one).
+ *
+ * A failed fdatasync loses data: the kernel marks the pages clean anyway
+ * and the next sync succeeds without writing them. So when a sync fails,
+ * every chunk that was DONE and not durable is dropped (chunkmap_drop_
+ * undurable: MISSING again, its sums entry cleared) and is fetched again
+ * when wanted; it never reaches a sidecar. The caller (the scheduler)
+ * must requeue chunks that parked reads still wait for.
  * Must not be called by two threads at once for one blob (the
  * scheduler's saver is the only caller).
  */

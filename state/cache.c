@@ -10,6 +10,12 @@
  * with O_EXCL: several processes (possibly in different PID namespaces)
  * may save the same file at once without mixing their bytes. A process
  * killed mid-save leaves its PATH.tmp.* behind; readers ignore them.
+ *
+ * Inside the cache nothing is opened by path: the layout folders are
+ * opened once (cache_new), and every file under them with openat() and
+ * O_NOFOLLOW, relative to its folder's descriptor, so a symbolic link that
+ * someone plants in the cache is never followed (DESIGN.md "Blob
+ * lifetime").
  */
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include "state/cache.h"
@@ -35,11 +41,19 @@
 #define CHECK_BUF_LEN (1u << 20) /* cache_chunk_check reads by 1 MiB */
 #define MANIFEST_MAX_LEN (1ull << 30)
 #define REF_MAX_LEN 4096
-#define DIR_MODE 0755
-#define FILE_MODE 0644
+#define DIR_MODE 0700 /* the cache is private */
+#define FILE_MODE 0600
+#define EXPORT_FILE_MODE 0644 /* write_file_atomic: outside the cache */
+
+enum cache_area { AREA_BLOBS, AREA_SNAPSHOTS, AREA_REFS, AREA_COUNT };
+
+static const char *const area_names[AREA_COUNT] = { "blobs", "snapshots",
+						    "refs" };
 
 struct cache {
 	char *dir; /* owned; no trailing '/' unless it is "/" */
+	int root_fd; /* the cache folder */
+	int area_fd[AREA_COUNT]; /* its layout folders, O_NOFOLLOW */
 };
 
 int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
@@ -129,7 +143,7 @@ int write_file_atomic(const char *path, const void *buf, size_t len)
 		if (err)
 			return err;
 		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			  FILE_MODE);
+			  EXPORT_FILE_MODE);
 		if (fd >= 0 || errno != EEXIST)
 			break;
 	}
@@ -150,16 +164,57 @@ int write_file_atomic(const char *path, const void *buf, size_t len)
 	return fsync_parent(path);
 }
 
-/* Reads a whole regular file of at most max_len bytes, NUL-terminated. */
-static int read_file(const char *path, uint64_t max_len, char **out,
-		     size_t *len)
+int write_file_atomic_at(int dirfd, const char *name, const void *buf,
+			 size_t len)
+{
+	char tmp[NAME_MAX + 1];
+	int fd = -1, err, tries;
+
+	for (tries = 0; tries < 16; tries++) {
+		err = path_fmt(tmp, sizeof(tmp), "%s.tmp.%016llx", name,
+			       (unsigned long long)cache_nonce());
+		if (err)
+			return err;
+		/* O_EXCL never follows a link; O_NOFOLLOW says so twice. */
+		fd = openat(dirfd, tmp,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				    O_CLOEXEC,
+			    FILE_MODE);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0)
+		return -errno;
+	err = pwrite_all(fd, buf, len, 0);
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	/* rename replaces whatever name is, a planted link included. */
+	if (!err && renameat(dirfd, tmp, dirfd, name) < 0)
+		err = -errno;
+	if (err) {
+		unlinkat(dirfd, tmp, 0);
+		return err;
+	}
+	/* The rename is durable only once its folder is. */
+	if (fsync(dirfd) < 0 && errno != EINVAL)
+		return -errno;
+	return 0;
+}
+
+/* Reads a whole regular file of at most max_len bytes, NUL-terminated:
+ * name in dirfd, never through a link (-ELOOP) or a FIFO. */
+static int read_file_at(int dirfd, const char *name, uint64_t max_len,
+			char **out, size_t *len)
 {
 	struct stat st;
 	char *buf;
 	int fd, err;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
@@ -210,29 +265,109 @@ int cache_resolve_dir(const char *opt, char *out, size_t outlen)
 }
 
 /* Creates and removes a file in dir: is the folder really writable? */
-static int probe_writable(const char *dir)
+static int probe_writable(int dirfd)
 {
-	char path[PATH_MAX];
+	char name[64];
 	int fd, err;
 
-	err = path_fmt(path, sizeof(path), "%s/.probe.%016llx", dir,
+	err = path_fmt(name, sizeof(name), ".probe.%016llx",
 		       (unsigned long long)cache_nonce());
 	if (err)
 		return err;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, FILE_MODE);
+	fd = openat(dirfd, name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    FILE_MODE);
 	if (fd < 0)
 		return -errno;
 	close(fd);
-	if (unlink(path) < 0)
+	if (unlinkat(dirfd, name, 0) < 0)
 		return -errno;
 	return 0;
 }
 
+/* Why a folder is not private: -EPERM and a line in why, or 0. */
+static int private_why(const struct stat *st, char *why, size_t whylen)
+{
+	uid_t me = geteuid();
+
+	if (st->st_uid != me) {
+		snprintf(why, whylen, "it is owned by uid %u, not by uid %u",
+			 (unsigned int)st->st_uid, (unsigned int)me);
+		return -EPERM;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, whylen, "its mode %04o lets other users write it",
+			 (unsigned int)(st->st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+int cache_check_private(const char *dir, char *why, size_t whylen)
+{
+	struct stat st;
+
+	if (whylen)
+		why[0] = '\0';
+	if (stat(dir, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return 0; /* cache_new says -ENOTDIR */
+	return private_why(&st, why, whylen);
+}
+
+/*
+ * Opens (creating, 0700) the folder name in parent_fd, never through a
+ * link: a link is -ELOOP, or, with replace_link, removed (with a warning
+ * naming shown/name) and a folder made in its place. A folder of another
+ * owner is -EPERM; one others may read or write loses those bits.
+ */
+static int subdir_open(int parent_fd, const char *shown, const char *name,
+		       bool replace_link, int *out)
+{
+	struct stat st;
+	int fd, err;
+
+	*out = -1;
+	err = dir_open_at(parent_fd, name, DIR_MODE, true, &fd);
+	if (err == -ELOOP && replace_link) {
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "cache folder '%s/%s' is a symbolic link: removed, "
+		     "not followed",
+		     shown, name);
+		if (unlinkat(parent_fd, name, 0) < 0 && errno != ENOENT)
+			return -errno;
+		err = dir_open_at(parent_fd, name, DIR_MODE, true, &fd);
+	}
+	if (err)
+		return err;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	if (st.st_uid != geteuid()) {
+		err = -EPERM;
+		goto out_close;
+	}
+	/* Left by an older version or another umask: make it private
+	 * (the owner's bits stay: a read-only cache stays read-only). */
+	if ((st.st_mode & 077) && fchmod(fd, st.st_mode & 0700) < 0) {
+		err = -errno;
+		goto out_close;
+	}
+	*out = fd;
+	return 0;
+
+out_close:
+	close(fd);
+	return err;
+}
+
 int cache_new(const char *dir, struct cache **out)
 {
-	static const char *const subdirs[] = { "blobs", "snapshots", "refs" };
-	char path[PATH_MAX];
+	char why[128];
 	struct cache *c;
+	struct stat st;
 	size_t i, len;
 	int err;
 
@@ -242,36 +377,61 @@ int cache_new(const char *dir, struct cache **out)
 	err = mkdir_p(dir, DIR_MODE);
 	if (err)
 		return err;
-	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-		err = path_fmt(path, sizeof(path), "%s/%s", dir, subdirs[i]);
-		if (!err)
-			err = mkdir_one(path, DIR_MODE);
-		if (err)
-			return err;
-		err = probe_writable(path);
-		if (err)
-			return err;
-	}
-
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	c->root_fd = -1;
+	for (i = 0; i < AREA_COUNT; i++)
+		c->area_fd[i] = -1;
 	c->dir = strdup(dir);
 	if (!c->dir) {
-		free(c);
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out_free;
 	}
 	len = strlen(c->dir);
 	while (len > 1 && c->dir[len - 1] == '/')
 		c->dir[--len] = 0;
+
+	/* The cache folder itself may be a link the user made. */
+	c->root_fd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->root_fd < 0) {
+		err = -errno;
+		goto out_free;
+	}
+	if (fstat(c->root_fd, &st) < 0) {
+		err = -errno;
+		goto out_free;
+	}
+	err = private_why(&st, why, sizeof(why));
+	if (err)
+		goto out_free;
+	for (i = 0; i < AREA_COUNT; i++) {
+		err = subdir_open(c->root_fd, c->dir, area_names[i], false,
+				  &c->area_fd[i]);
+		if (!err)
+			err = probe_writable(c->area_fd[i]);
+		if (err)
+			goto out_free;
+	}
 	*out = c;
 	return 0;
+
+out_free:
+	cache_free(c);
+	return err;
 }
 
 void cache_free(struct cache *c)
 {
+	size_t i;
+
 	if (!c)
 		return;
+	for (i = 0; i < AREA_COUNT; i++)
+		if (c->area_fd[i] >= 0)
+			close(c->area_fd[i]);
+	if (c->root_fd >= 0)
+		close(c->root_fd);
 	free(c->dir);
 	free(c);
 }
@@ -330,33 +490,42 @@ int cache_blob_path(const struct cache *c, const char *hex, const char *suffix,
 			suffix ? suffix : "");
 }
 
-/* Opens (creating) path and makes it exactly size bytes long. */
-static int open_sized(const char *path, uint64_t size, int *out)
+/*
+ * Opens (creating, 0600) the file name in dirfd, never through a link: a
+ * link there is removed, with a warning naming shown/name, and the file
+ * made anew (whatever a link pointed to stays untouched). Not a regular
+ * file: -EINVAL. A file others may read loses those bits.
+ */
+static int open_file_at(int dirfd, const char *shown, const char *name,
+			struct stat *st, int *out)
 {
-	struct stat st;
-	int fd, err;
+	int fd, flags, err;
 
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
+	/* O_NONBLOCK: a FIFO or device put there cannot hang the open. */
+	flags = O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+	fd = openat(dirfd, name, flags, FILE_MODE);
+	if (fd < 0 && errno == ELOOP) {
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "cache file '%s/%s' is a symbolic link: removed, not "
+		     "followed",
+		     shown, name);
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			return -errno;
+		fd = openat(dirfd, name, flags, FILE_MODE);
+	}
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, st) < 0) {
 		err = -errno;
 		goto out_close;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		err = -EINVAL;
 		goto out_close;
 	}
-	/*
-	 * Growing makes a sparse file and keeps every byte. A longer file
-	 * is not one of ours (every process agrees on the size: it is part
-	 * of the blob's name), so cutting it back loses nothing.
-	 */
-	if ((uint64_t)st.st_size > size)
-		hlog(HLOG_WARN, HLOG_STATE,
-		     "cache file '%s' is %lld bytes, more than %llu: truncated",
-		     path, (long long)st.st_size, (unsigned long long)size);
-	if ((uint64_t)st.st_size != size && ftruncate(fd, (off_t)size) < 0) {
+	/* Status flags back to none: O_NONBLOCK off. */
+	if (fcntl(fd, F_SETFL, 0) < 0 ||
+	    ((st->st_mode & 077) && fchmod(fd, st->st_mode & 0700) < 0)) {
 		err = -errno;
 		goto out_close;
 	}
@@ -368,6 +537,53 @@ out_close:
 	return err;
 }
 
+/* Opens (creating) name in dirfd and makes it exactly size bytes long;
+ * *was_short says it was shorter (or new). */
+static int open_sized_at(int dirfd, const char *shown, const char *name,
+			 uint64_t size, int *out, bool *was_short)
+{
+	struct stat st;
+	int fd, err;
+
+	err = open_file_at(dirfd, shown, name, &st, &fd);
+	if (err)
+		return err;
+	*was_short = (uint64_t)st.st_size < size;
+	/*
+	 * Growing makes a sparse file and keeps every byte. A longer file
+	 * is not one of ours (every process agrees on the size: it is part
+	 * of the blob's name), so cutting it back loses nothing.
+	 */
+	if ((uint64_t)st.st_size > size)
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "cache file '%s/%s' is %lld bytes, more than %llu: "
+		     "truncated",
+		     shown, name, (long long)st.st_size,
+		     (unsigned long long)size);
+	if ((uint64_t)st.st_size != size && ftruncate(fd, (off_t)size) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* The inode number and birth time (ns, 0 if not recorded) of fd. */
+static int file_binding(int fd, uint64_t *ino, uint64_t *birth_ns)
+{
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &stx) < 0)
+		return -errno;
+	*ino = stx.stx_ino;
+	*birth_ns = 0;
+	if (stx.stx_mask & STATX_BTIME)
+		*birth_ns = (uint64_t)stx.stx_btime.tv_sec * 1000000000u +
+			    stx.stx_btime.tv_nsec;
+	return 0;
+}
+
 void cache_blob_files_close(struct cache_blob_files *f)
 {
 	if (f->data_fd >= 0)
@@ -376,14 +592,20 @@ void cache_blob_files_close(struct cache_blob_files *f)
 		close(f->sums_fd);
 	if (f->lock_fd >= 0)
 		close(f->lock_fd);
-	f->data_fd = f->sums_fd = f->lock_fd = -1;
+	if (f->dir_fd >= 0)
+		close(f->dir_fd);
+	f->data_fd = f->sums_fd = f->lock_fd = f->dir_fd = -1;
 }
 
 int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 		    uint32_t chunk_size, struct cache_blob_files *out)
 {
-	struct cache_blob_files f = { -1, -1, -1 };
-	char path[PATH_MAX];
+	struct cache_blob_files f = {
+		.data_fd = -1, .sums_fd = -1, .lock_fd = -1, .dir_fd = -1
+	};
+	char shown[PATH_MAX], fan[3], name[NAME_MAX + 1];
+	bool sums_short;
+	struct stat st;
 	int err;
 
 	*out = f;
@@ -391,33 +613,38 @@ int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 		return -EINVAL;
 	if (file_size > INT64_MAX)
 		return -EFBIG;
-	err = path_fmt(path, sizeof(path), "%s/blobs/%.2s", c->dir, hex);
-	if (!err && !hex_ok(hex))
-		err = -EINVAL;
+	if (!hex_ok(hex) || strlen(hex) + sizeof(".state") > sizeof(name))
+		return -EINVAL;
+	memcpy(fan, hex, 2);
+	fan[2] = 0;
+	err = path_fmt(shown, sizeof(shown), "%s/blobs", c->dir);
 	if (!err)
-		err = mkdir_one(path, DIR_MODE);
+		err = subdir_open(c->area_fd[AREA_BLOBS], shown, fan, true,
+				  &f.dir_fd);
+	if (!err)
+		err = path_fmt(shown, sizeof(shown), "%s/blobs/%s", c->dir,
+			       fan);
 	if (err)
-		return err;
+		goto out_close;
 
-	err = cache_blob_path(c, hex, "", path, sizeof(path));
+	err = open_sized_at(f.dir_fd, shown, hex, file_size, &f.data_fd,
+			    &f.data_short);
 	if (!err)
-		err = open_sized(path, file_size, &f.data_fd);
+		err = file_binding(f.data_fd, &f.data_ino, &f.data_birth_ns);
 	if (err)
 		goto out_close;
-	err = cache_blob_path(c, hex, ".sums", path, sizeof(path));
+	err = path_fmt(name, sizeof(name), "%s.sums", hex);
 	if (!err)
-		err = open_sized(path, chunk_count(file_size, chunk_size) * 8,
-				 &f.sums_fd);
+		err = open_sized_at(f.dir_fd, shown, name,
+				    chunk_count(file_size, chunk_size) * 8,
+				    &f.sums_fd, &sums_short);
 	if (err)
 		goto out_close;
-	err = cache_blob_path(c, hex, ".lock", path, sizeof(path));
+	err = path_fmt(name, sizeof(name), "%s.lock", hex);
+	if (!err)
+		err = open_file_at(f.dir_fd, shown, name, &st, &f.lock_fd);
 	if (err)
 		goto out_close;
-	f.lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
-	if (f.lock_fd < 0) {
-		err = -errno;
-		goto out_close;
-	}
 	*out = f;
 	return 0;
 
@@ -571,64 +798,74 @@ static int escape_name(const char *in, char *out, size_t outlen)
 	return 0;
 }
 
-/* CACHE/AREA/KEYHEX, created when mkdir is set, then /NAME + suffix. */
-static int keyed_path(const struct cache *c, const char *area, const char *key,
-		      const char *name, const char *suffix, bool mkdir,
-		      char *out, size_t outlen)
+/*
+ * Opens CACHE/AREA/KEYHEX (created when create is set; never through a
+ * link) into *dir_fd, and writes NAME + suffix, escaped, to name.
+ */
+static int keyed_open(const struct cache *c, enum cache_area area,
+		      const char *key, const char *name, const char *suffix,
+		      bool create, int *dir_fd, char out[NAME_MAX + 1])
 {
 	XXH128_canonical_t canon;
-	char hex[33], esc[NAME_MAX + 1];
+	char hex[33], shown[PATH_MAX];
 	int err;
 
+	*dir_fd = -1;
 	if (!key || !*key)
 		return -EINVAL;
 	/* Room for the suffix within one file name. */
-	err = escape_name(name, esc, sizeof(esc) - strlen(suffix));
+	err = escape_name(name, out, NAME_MAX + 1 - strlen(suffix));
 	if (err)
 		return err;
+	strcat(out, suffix);
 	XXH128_canonicalFromHash(&canon, XXH3_128bits(key, strlen(key)));
 	cache_identity_hex(canon.digest, hex);
-	err = path_fmt(out, outlen, "%s/%s/%s", c->dir, area, hex);
-	if (!err && mkdir)
-		err = mkdir_one(out, DIR_MODE);
-	if (!err)
-		err = path_fmt(out, outlen, "%s/%s/%s/%s%s", c->dir, area, hex,
-			       esc, suffix);
-	return err;
+	if (!create) {
+		err = dir_open_at(c->area_fd[area], hex, DIR_MODE, false,
+				  dir_fd);
+		/* A link is never followed; for a reader it is nothing. */
+		return err == -ELOOP || err == -ENOTDIR ? -ENOENT : err;
+	}
+	err = path_fmt(shown, sizeof(shown), "%s/%s", c->dir, area_names[area]);
+	if (err)
+		return err;
+	return subdir_open(c->area_fd[area], shown, hex, true, dir_fd);
 }
 
 int cache_save_manifest(const struct cache *c, const char *key,
 			const char *version, const struct manifest *m)
 {
-	char path[PATH_MAX];
+	char name[NAME_MAX + 1];
 	char *json = NULL;
-	int err;
+	int dir_fd, err;
 
-	err = keyed_path(c, "snapshots", key, version, ".json", true, path,
-			 sizeof(path));
+	err = keyed_open(c, AREA_SNAPSHOTS, key, version, ".json", true,
+			 &dir_fd, name);
 	if (err)
 		return err;
 	err = manifest_to_json(m, &json);
-	if (err)
-		return err;
-	err = write_file_atomic(path, json, strlen(json));
+	if (!err)
+		err = write_file_atomic_at(dir_fd, name, json, strlen(json));
 	free(json);
+	close(dir_fd);
 	return err;
 }
 
 int cache_load_manifest(const struct cache *c, const char *key,
 			const char *version, struct manifest **out)
 {
-	char path[PATH_MAX];
+	char name[NAME_MAX + 1];
 	char *text = NULL;
 	size_t len;
-	int err;
+	int dir_fd, err;
 
 	*out = NULL;
-	err = keyed_path(c, "snapshots", key, version, ".json", false, path,
-			 sizeof(path));
-	if (!err)
-		err = read_file(path, MANIFEST_MAX_LEN, &text, &len);
+	err = keyed_open(c, AREA_SNAPSHOTS, key, version, ".json", false,
+			 &dir_fd, name);
+	if (err)
+		return err;
+	err = read_file_at(dir_fd, name, MANIFEST_MAX_LEN, &text, &len);
+	close(dir_fd);
 	if (err)
 		return err == -EFBIG ? -EBADMSG : err;
 	err = manifest_from_json(text, len, out);
@@ -645,31 +882,36 @@ static bool commit_ok(const char *commit)
 int cache_save_ref(const struct cache *c, const char *key, const char *ref,
 		   const char *commit)
 {
-	char path[PATH_MAX], line[REF_MAX_LEN];
-	int err;
+	char name[NAME_MAX + 1], line[REF_MAX_LEN];
+	int dir_fd, err;
 
 	if (!commit_ok(commit))
 		return -EINVAL;
-	err = keyed_path(c, "refs", key, ref, "", true, path, sizeof(path));
-	if (!err)
-		err = path_fmt(line, sizeof(line), "%s\n", commit);
+	err = path_fmt(line, sizeof(line), "%s\n", commit);
 	if (err)
 		return err;
-	return write_file_atomic(path, line, strlen(line));
+	err = keyed_open(c, AREA_REFS, key, ref, "", true, &dir_fd, name);
+	if (err)
+		return err;
+	err = write_file_atomic_at(dir_fd, name, line, strlen(line));
+	close(dir_fd);
+	return err;
 }
 
 int cache_load_ref(const struct cache *c, const char *key, const char *ref,
 		   char **commit)
 {
-	char path[PATH_MAX];
+	char name[NAME_MAX + 1];
 	char *text = NULL;
 	size_t len;
-	int err;
+	int dir_fd, err;
 
 	*commit = NULL;
-	err = keyed_path(c, "refs", key, ref, "", false, path, sizeof(path));
-	if (!err)
-		err = read_file(path, REF_MAX_LEN, &text, &len);
+	err = keyed_open(c, AREA_REFS, key, ref, "", false, &dir_fd, name);
+	if (err)
+		return err;
+	err = read_file_at(dir_fd, name, REF_MAX_LEN, &text, &len);
+	close(dir_fd);
 	if (err)
 		return err == -EFBIG ? -EBADMSG : err;
 	if (len && text[len - 1] == '\n')

@@ -22,6 +22,15 @@
  * written right after its bytes, and another process trusts it only when
  * the xxh3-64 of the bytes matches (cache_chunk_check). A process that
  * dies releases its locks with its file descriptors.
+ *
+ * The cache is private (DESIGN.md "Blob lifetime"): folders are made 0700
+ * and files 0600, and an existing cache folder that another user could
+ * write (owned by another uid, or group- or world-writable) is refused.
+ * Everything under it is opened relative to a folder descriptor with
+ * O_NOFOLLOW, so a symbolic link planted in the cache is never followed:
+ * one in place of a blob's file or fan-out folder (blobs/ab) is removed
+ * with a warning and the file made again (the blob starts over); one in
+ * place of blobs/, snapshots/ or refs/ is refused (-ELOOP).
  */
 #ifndef HOLLOWFS_STATE_CACHE_H
 #define HOLLOWFS_STATE_CACHE_H
@@ -47,10 +56,21 @@ struct cache;
 int cache_resolve_dir(const char *opt, char *out, size_t outlen)
 	__attribute__((warn_unused_result));
 
-/* Creates dir (and parents) and its layout, checks it is writable by
- * creating and removing a file in each layout folder. -EINVAL for an empty
- * dir; -EACCES, -EROFS, -ENOTDIR (a part of the path is a file), ... as
- * the syscalls say. */
+/*
+ * Is the folder dir (followed if a link) private enough to be a cache:
+ * owned by the effective uid and not writable by group or others? 0 when
+ * it is or does not exist yet; -EPERM when not, with why (one line, no
+ * path) written to why; or the error of stat(2).
+ */
+int cache_check_private(const char *dir, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
+
+/* Creates dir (and parents, mode 0700) and its layout, checks it is
+ * private (cache_check_private: -EPERM) and writable by creating and
+ * removing a file in each layout folder. Layout folders readable by others
+ * (an older cache) are made 0700. -EINVAL for an empty dir; -ELOOP for a
+ * layout folder that is a symbolic link; -EACCES, -EROFS, -ENOTDIR (a
+ * part of the path is a file), ... as the syscalls say. */
 int cache_new(const char *dir, struct cache **out)
 	__attribute__((warn_unused_result));
 void cache_free(struct cache *c); /* accepts NULL */
@@ -71,14 +91,23 @@ struct cache_blob_files {
 	int data_fd; /* O_RDWR, sized to the file size (sparse) */
 	int sums_fd; /* O_RDWR, sized to nchunks * 8 */
 	int lock_fd; /* O_RDWR, for OFD byte locks */
+	int dir_fd; /* blobs/ab/, for the sidecar and the marker */
+	/* The data file was missing or shorter than the file: whatever a
+	 * sidecar or marker says of its bytes is not true any more. */
+	bool data_short;
+	uint64_t data_ino; /* the data file's inode number */
+	uint64_t data_birth_ns; /* and birth time (0: not recorded) */
 };
 
-/* Creates blobs/ab/ and opens (creating if needed, O_CLOEXEC) the three
- * files of a blob, growing data and sums to their size (sparse); never
- * truncates existing bytes of a file of the right size. A longer file is
- * not one of ours (the size is part of the name): it is cut to size, with
- * a warning. -EINVAL for a bad chunk size or hex, -EFBIG for a size past
- * INT64_MAX. On error no descriptor is left open (all three are -1). */
+/* Opens blobs/ab/ (creating it 0700) and in it opens (creating if needed,
+ * 0600, O_CLOEXEC, never through a symbolic link) the three files of a
+ * blob, growing data and sums to their size (sparse); never truncates
+ * existing bytes of a file of the right size. A longer file is not one of
+ * ours (the size is part of the name): it is cut to size, with a warning.
+ * A file readable by others is made 0600. -EINVAL for a bad chunk size or
+ * hex, or a file that is not a regular file; -ENOTDIR when blobs/ab is not
+ * a folder; -EFBIG for a size past INT64_MAX. On error no descriptor is
+ * left open (all four are -1). */
 int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 		    uint32_t chunk_size, struct cache_blob_files *out)
 	__attribute__((warn_unused_result));
@@ -142,10 +171,18 @@ int pread_all(int fd, void *buf, size_t len, uint64_t off)
  * (time, pid, a counter, hashed); O_EXCL settles the rest. */
 uint64_t cache_nonce(void);
 
-/* Writes path atomically: path.tmp.RANDOM (O_EXCL), fsync, rename, fsync
- * of the folder. On error the temporary is removed, and path is the old
- * file, or the new one if only the folder's fsync failed. */
+/* Writes path atomically: path.tmp.RANDOM (O_EXCL, mode 0644 less the
+ * umask: for files outside the cache, such as the huggingface_hub export),
+ * fsync, rename, fsync of the folder. On error the temporary is removed,
+ * and path is the old file, or the new one if only the folder's fsync
+ * failed. */
 int write_file_atomic(const char *path, const void *buf, size_t len)
 	__attribute__((warn_unused_result));
+
+/* The same for the file name inside the folder dirfd, mode 0600: what the
+ * cache writes. A symbolic link at name is replaced by the rename, never
+ * written through. */
+int write_file_atomic_at(int dirfd, const char *name, const void *buf,
+			 size_t len) __attribute__((warn_unused_result));
 
 #endif

@@ -169,19 +169,14 @@ enum chunk_state chunkmap_get(const struct chunkmap *map, uint64_t idx)
 	return (enum chunk_state)atomic_load(&map->state[idx]);
 }
 
-void chunkmap_set(struct chunkmap *map, uint64_t idx, enum chunk_state st)
+/* chunkmap_set with map->lock held. */
+static void set_locked(struct chunkmap *map, uint64_t idx, enum chunk_state st)
 {
 	enum chunk_state old;
 
-	assert(idx < map->nchunks);
-	assert(st >= CHUNK_MISSING && st <= CHUNK_FAILED);
-	if (idx >= map->nchunks)
-		return;
-
-	pthread_mutex_lock(&map->lock);
 	old = (enum chunk_state)atomic_load(&map->state[idx]);
 	if (old == st)
-		goto out_unlock;
+		return;
 	atomic_store(&map->state[idx], (uint8_t)st);
 	if (st == CHUNK_DONE) {
 		/* Leaving DONE cleared durable: new bytes are never durable. */
@@ -205,7 +200,17 @@ void chunkmap_set(struct chunkmap *map, uint64_t idx, enum chunk_state st)
 		}
 		bit_clear(map->pending, idx);
 	}
-out_unlock:
+}
+
+void chunkmap_set(struct chunkmap *map, uint64_t idx, enum chunk_state st)
+{
+	assert(idx < map->nchunks);
+	assert(st >= CHUNK_MISSING && st <= CHUNK_FAILED);
+	if (idx >= map->nchunks)
+		return;
+
+	pthread_mutex_lock(&map->lock);
+	set_locked(map, idx, st);
 	pthread_mutex_unlock(&map->lock);
 }
 
@@ -359,6 +364,25 @@ void chunkmap_sync_end(struct chunkmap *map, const struct sidecar *snap)
 	/* Removals after sync_begin are not in this sidecar. */
 	map->removals_synced = map->removals_at_begin;
 	pthread_mutex_unlock(&map->lock);
+}
+
+uint64_t chunkmap_drop_undurable(struct chunkmap *map, struct sidecar *dropped)
+{
+	uint64_t i, n = 0;
+
+	assert(layout_fits(map, dropped));
+	if (!layout_fits(map, dropped))
+		return 0;
+	pthread_mutex_lock(&map->lock);
+	for (i = 0; i < map->nchunks && map->ndirty; i++) {
+		if (!bit_test(map->done, i) || bit_test(map->durable, i))
+			continue;
+		set_locked(map, i, CHUNK_MISSING);
+		sidecar_set(dropped, i);
+		n++;
+	}
+	pthread_mutex_unlock(&map->lock);
+	return n;
 }
 
 uint64_t chunkmap_durable_count(const struct chunkmap *map)

@@ -95,6 +95,16 @@ uint64_t chunkmap_sync_begin(struct chunkmap *map, struct sidecar *snap);
  * not: its new bytes were not synced). */
 void chunkmap_sync_end(struct chunkmap *map, const struct sidecar *snap);
 
+/*
+ * After a failed sync: every chunk that is DONE and not durable becomes
+ * MISSING (its bytes may never reach the disk: the kernel marked their
+ * pages clean, and the next sync would succeed without them), and is set
+ * in dropped (an empty sidecar of this layout, used as a set). Returns
+ * how many. Like chunkmap_set, a transition the scheduler should make
+ * under its own lock; chunks it has queued or in flight are left alone.
+ */
+uint64_t chunkmap_drop_undurable(struct chunkmap *map, struct sidecar *dropped);
+
 uint64_t chunkmap_durable_count(const struct chunkmap *map);
 
 #endif

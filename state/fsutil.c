@@ -90,6 +90,29 @@ int mkdir_parent(const char *path, mode_t mode)
 	return slash ? mkdir_upto(path, (size_t)(slash - path), mode) : 0;
 }
 
+int dir_open_at(int dirfd, const char *name, mode_t mode, bool create, int *out)
+{
+	struct stat st;
+	int fd;
+
+	*out = -1;
+	if (create && mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
+		return -errno;
+	fd = openat(dirfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		*out = fd;
+		return 0;
+	}
+	/* O_DIRECTORY | O_NOFOLLOW on a link may say either ENOTDIR or
+	 * ELOOP: look, so that callers can tell a planted link apart. */
+	if (errno != ENOTDIR && errno != ELOOP)
+		return -errno;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
+}
+
 int fsync_parent(const char *path)
 {
 	const char *slash = strrchr(path, '/');

@@ -9,6 +9,7 @@
 #ifndef HOLLOWFS_STATE_FSUTIL_H
 #define HOLLOWFS_STATE_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -36,6 +37,16 @@ int mkdir_p(const char *path, mode_t mode) __attribute__((warn_unused_result));
 
 /* mkdir_p of the folder holding path (nothing when path has no '/'). */
 int mkdir_parent(const char *path, mode_t mode)
+	__attribute__((warn_unused_result));
+
+/*
+ * Opens the folder name inside dirfd (a file name, no '/') without
+ * following a symbolic link: O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+ * O_CLOEXEC. With create, it is made first (mode) if missing. A symbolic
+ * link there is -ELOOP, anything else that is not a folder -ENOTDIR;
+ * otherwise the error of mkdirat(2) or openat(2).
+ */
+int dir_open_at(int dirfd, const char *name, mode_t mode, bool create, int *out)
 	__attribute__((warn_unused_result));
 
 /*

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,8 +34,10 @@ enum {
 	OFF_NCHUNKS = 32,
 	OFF_DONE = 40,
 	OFF_IDENTITY = 48,
-	OFF_PREFIX = 64,
-	OFF_BITMAP_LEN = 72,
+	OFF_DATA_INO = 64,
+	OFF_DATA_BIRTH = 72,
+	OFF_PREFIX = 80,
+	OFF_BITMAP_LEN = 88,
 	TRAILER_LEN = 8,
 };
 
@@ -194,6 +197,8 @@ int sidecar_encode(const struct sidecar *sc, void **img, size_t *len)
 	/* Counted from the bits, so the image is consistent by construction. */
 	put_le64(p + OFF_DONE, done);
 	memcpy(p + OFF_IDENTITY, sc->layout.identity, 16);
+	put_le64(p + OFF_DATA_INO, sc->layout.data_ino);
+	put_le64(p + OFF_DATA_BIRTH, sc->layout.data_birth_ns);
 	put_le64(p + OFF_PREFIX, prefix);
 	put_le64(p + OFF_BITMAP_LEN, bm_len);
 	total = SIDECAR_HEADER_LEN + bm_len;
@@ -280,6 +285,10 @@ int sidecar_decode(const void *img, size_t len,
 		return -EDOM;
 	if (memcmp(p + OFF_IDENTITY, expect->identity, 16))
 		return -ESTALE;
+	/* Its data file was deleted, truncated away or replaced since. */
+	if (get_le64(p + OFF_DATA_INO) != expect->data_ino ||
+	    get_le64(p + OFF_DATA_BIRTH) != expect->data_birth_ns)
+		return -ENOLINK;
 
 	/* And is it consistent? */
 	nchunks = get_le64(p + OFF_NCHUNKS);
@@ -305,19 +314,16 @@ out_free:
 	return err;
 }
 
-int sidecar_load(const char *path, const struct sidecar_layout *expect,
-		 struct sidecar **out)
+/* Reads and decodes the sidecar open at fd (closed here). */
+static int sidecar_load_fd(int fd, const struct sidecar_layout *expect,
+			   struct sidecar **out)
 {
 	uint64_t max_len;
 	struct stat st;
 	void *img = NULL;
 	size_t len;
-	int fd, err;
+	int err;
 
-	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	if (fstat(fd, &st) < 0) {
 		err = -errno;
 		goto out_close;
@@ -350,7 +356,60 @@ out_close:
 	return err;
 }
 
+/* O_NOFOLLOW: a planted link is never read through; O_NONBLOCK: nor does a
+ * FIFO put in its place hang the open (S_ISREG is checked after). */
+#define SIDECAR_OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+
+int sidecar_load(const char *path, const struct sidecar_layout *expect,
+		 struct sidecar **out)
+{
+	int fd;
+
+	*out = NULL;
+	fd = open(path, SIDECAR_OPEN_FLAGS);
+	if (fd < 0)
+		return -errno;
+	return sidecar_load_fd(fd, expect, out);
+}
+
+int sidecar_load_at(int dirfd, const char *name,
+		    const struct sidecar_layout *expect, struct sidecar **out)
+{
+	int fd;
+
+	*out = NULL;
+	fd = openat(dirfd, name, SIDECAR_OPEN_FLAGS);
+	if (fd < 0)
+		return -errno;
+	return sidecar_load_fd(fd, expect, out);
+}
+
 int sidecar_save(const struct sidecar *sc, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int dirfd, err;
+
+	/* A sidecar is a cache file: 0600, written as sidecar_save_at. */
+	if (!slash) {
+		strcpy(dir, ".");
+	} else if ((size_t)(slash - path) >= sizeof(dir)) {
+		return -ENAMETOOLONG;
+	} else {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+		if (slash == path)
+			strcpy(dir, "/");
+	}
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	err = sidecar_save_at(sc, dirfd, slash ? slash + 1 : path);
+	close(dirfd);
+	return err;
+}
+
+int sidecar_save_at(const struct sidecar *sc, int dirfd, const char *name)
 {
 	void *img = NULL;
 	size_t len;
@@ -359,7 +418,7 @@ int sidecar_save(const struct sidecar *sc, const char *path)
 	err = sidecar_encode(sc, &img, &len); /* allocates img */
 	if (err)
 		return err;
-	err = write_file_atomic(path, img, len);
+	err = write_file_atomic_at(dirfd, name, img, len);
 	free(img);
 	return err;
 }

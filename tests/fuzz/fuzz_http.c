@@ -1,7 +1,8 @@
 /*
  * fuzz_http.c: libFuzzer target for the header parsers of fetch/http.c:
- * header values, Content-Range, Retry-After, RateLimit, Link, ETag
- * comparison, and the log-safe URL.
+ * header values, Content-Range (and the exact-range check of the
+ * disk-full fallback), Retry-After, RateLimit, Link, ETag comparison,
+ * content codings, and the log-safe URL.
  *
  * Input: one mode byte, then the header value. The mode picks the base
  * URL a Link is resolved against and the "now" of Retry-After. The value
@@ -13,7 +14,10 @@
  * that parses to the same numbers; a wait is never negative; a Link
  * answer is 0 with a string or an error with NULL; ETag comparison is
  * reflexive and symmetric; a logged URL has no query or fragment and
- * fits its buffer; origin comparison is symmetric.
+ * fits its buffer; origin comparison is symmetric; a Content-Range
+ * that names exactly [off, off + len) of size passes the exact check,
+ * and with any other range or size it does not; a coding list that is
+ * identity for Content-Encoding is identity for Transfer-Encoding too.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -50,6 +54,15 @@ static void check_content_range(const char *v)
 		 a, b, t);
 	if (http_parse_content_range(again, &a2, &b2, &t2) || a2 != a ||
 	    b2 != b || t2 != t)
+		__builtin_trap();
+	if (http_check_content_range(v, a, b - a + 1, t))
+		__builtin_trap();
+	if (http_check_content_range(v, a, b - a + 1, t + 1) != -ESTALE)
+		__builtin_trap();
+	if (b - a < UINT64_MAX - 1 &&
+	    http_check_content_range(v, a, b - a + 2, t) != -EPROTO)
+		__builtin_trap();
+	if (a && http_check_content_range(v, a - 1, b - a + 1, t) != -EPROTO)
 		__builtin_trap();
 }
 
@@ -132,6 +145,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!err && ms < 1000)
 		__builtin_trap();
 
+	if (http_coding_identity(v, false) && !http_coding_identity(v, true))
+		__builtin_trap();
 	check_link(v, bases[mode % (sizeof(bases) / sizeof(bases[0]))]);
 	check_etag(v, strlen(v));
 	check_log_url(v);

@@ -67,6 +67,7 @@ static int sidecar_seeds(const char *dir)
 		uint64_t k;
 		int pattern;
 
+		memset(&l, 0, sizeof(l)); /* bound to no data file */
 		l.file_size = layouts[i].file_size;
 		l.chunk_size = layouts[i].chunk_size;
 		memset(l.identity, (int)i, sizeof(l.identity));

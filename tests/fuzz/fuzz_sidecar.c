@@ -6,8 +6,8 @@
  * checks behind the checksum:
  *   bit 0  recompute the trailer over the image
  *   bit 1  set the bitmap length field to what the length implies
- * The expected layout is the one the image claims when that is small
- * enough to allocate, else a fixed one.
+ * The expected layout (data file binding included) is the one the image
+ * claims when that is small enough to allocate, else a fixed one.
  *
  * Properties: decode never crashes or leaks; on error nothing is returned
  * and the error is one of the documented ones; on success the counts agree
@@ -51,6 +51,7 @@ static void pick_layout(const uint8_t *img, size_t len,
 					      9, 10, 11, 12, 13, 14, 15, 16 };
 	/* clang-format on */
 
+	memset(l, 0, sizeof(*l));
 	l->file_size = 10 * 65536 + 123;
 	l->chunk_size = 65536;
 	memcpy(l->identity, fixed_id, 16);
@@ -66,6 +67,8 @@ static void pick_layout(const uint8_t *img, size_t len,
 		l->file_size = fs;
 		l->chunk_size = cs;
 		memcpy(l->identity, img + 48, 16);
+		l->data_ino = rd64(img + 64);
+		l->data_birth_ns = rd64(img + 72);
 	}
 }
 
@@ -79,6 +82,7 @@ static bool known_error(int err)
 	case -ERANGE:
 	case -EDOM:
 	case -ESTALE:
+	case -ENOLINK:
 	case -EUCLEAN:
 	case -ENOMEM:
 		return true;
@@ -124,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (len)
 		memcpy(img, data + 1, len);
 	if ((data[0] & 2) && len >= SIDECAR_HEADER_LEN + 8)
-		wr64(img + 72, len - SIDECAR_HEADER_LEN - 8);
+		wr64(img + 88, len - SIDECAR_HEADER_LEN - 8);
 	if ((data[0] & 1) && len >= 8)
 		wr64(img + len - 8, XXH3_64bits(img, len - 8));
 	pick_layout(img, len, &expect);

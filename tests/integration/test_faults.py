@@ -184,8 +184,10 @@ STALL_BOUND_S = 20
 @pytest.mark.parametrize("stall_after", [0, 300_000])
 def test_stalled_file_gives_eio(server, mount, tree, stall_after):
     root, hashes = tree
+    # At that file offset in every answer: no try after the first makes
+    # progress (one that does earns its retry back: test_hostile.py).
     srv = server(root, faults={"/stall.bin": {"stall": True,
-                                              "stall_after": stall_after}})
+                                              "stall_from": stall_after}})
     mount.start(srv.url + "/", OPTS + ["timeout=2", "retries=1"])
     allow_file(mount, r"stall\.bin")
     took = expect_eio_within(mount.path("stall.bin"), STALL_BOUND_S)
@@ -287,9 +289,11 @@ def test_full_disk_still_answers_reads(server, make_mount, tree, tmp_path):
     root, hashes = tree
     cache = tmp_path / "small-cache"
     cache.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs",
-                        str(cache)], capture_output=True, text=True,
-                       timeout=30)
+    # mode=0700: a tmpfs is 1777 by default, and a cache others can
+    # write is refused.
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700",
+                        "tmpfs", str(cache)], capture_output=True,
+                       text=True, timeout=30)
     if r.returncode:
         pytest.skip(f"cannot mount a small tmpfs: {r.stderr.strip()}")
     try:

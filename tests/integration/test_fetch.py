@@ -473,21 +473,23 @@ def test_404_fails_at_once(fetchdrv, srv, tmp_path):
 
 @pytest.mark.parametrize("after", [0, 64 * 1024])
 def test_stall_fails_within_the_stall_timeout(fetchdrv, srv, tmp_path, after):
-    # A stall right after the headers, or after some data has flowed.
-    srv.set_faults({"/a.bin": {"stall": True, "stall_after": after}})
+    # A stall right after the headers, or after some data has flowed: at
+    # that offset in every answer, so only the first try makes progress
+    # (a try that lands new bytes earns its retry back: test_hostile.py).
+    srv.set_faults({"/a.bin": {"stall": True, "stall_from": after}})
     res = run_drv(fetchdrv, srv, "/a.bin", tmp_path / "cache",
                   "--chunk-size", CHUNK, "--last", 0, *FAST, size=SIZE_A,
                   allow=[r"after 3 tries"], timeout=30)
     assert res["err"] == -ETIMEDOUT
     assert res["requests"] == 3
-    assert res["bytes_fetched"] == 3 * after
+    assert res["bytes_fetched"] == after
     # 3 tries of a 1 s stall timeout plus the backoffs: bounded, never a
     # hang.
     assert 3 * 1000 <= res["elapsed_ms"] <= 3 * (1000 + 1000) + 1000
     assert res["done"] == 0
     # Each try resumed after the bytes the last one wrote.
     starts = sorted(range_asked(e)[0] for e in gets(settled_log(srv)))
-    assert starts == [0, after, 2 * after]
+    assert starts == [0, after, after]
 
 
 def test_changed_etag_fails_with_estale_at_once(fetchdrv, srv, tmp_path):

@@ -395,7 +395,8 @@ def test_testserver_html_index(server, mount, tree):
 
 def open_blob_files(pid, cache):
     """{path: how many times the daemon has it open} for files under
-    cache/blobs."""
+    cache/blobs (not folders: each open blob holds its fan-out folder,
+    which blobs of that folder share by name)."""
     counts = {}
     prefix = str(cache / "blobs") + "/"
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -403,7 +404,7 @@ def open_blob_files(pid, cache):
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
-        if target.startswith(prefix):
+        if target.startswith(prefix) and not os.path.isdir(target):
             counts[target] = counts.get(target, 0) + 1
     return counts
 

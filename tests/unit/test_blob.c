@@ -25,6 +25,7 @@
 
 #include "state/blob.h"
 #include "state/hlog.h"
+#include "state/verify.h"
 
 #define KIB (1ull << 10)
 #define GIB (1ull << 30)
@@ -307,6 +308,20 @@ static void test_save_only_chunks_done_before_sync(void **state)
 	blob_free(b);
 }
 
+static uint64_t sums_entry(struct blob *b, uint64_t idx)
+{
+	uint64_t sum = 1;
+
+	assert_int_equal(blob_sums_entry(b, idx, &sum), 0);
+	return sum;
+}
+
+/*
+ * A failed fdatasync loses data: the kernel marks the pages clean and the
+ * next sync succeeds without them. So the chunks not durable when it
+ * failed are dropped (MISSING, sums entry cleared), never recorded by a
+ * later save; durable ones stay.
+ */
 static void test_save_sync_fails(void **state)
 {
 	struct fixture *fx = *state;
@@ -316,17 +331,76 @@ static void test_save_sync_fails(void **state)
 	complete_chunk(b, 1);
 	assert_int_equal(blob_save(b), 0);
 	complete_chunk(b, 2);
+	complete_chunk(b, 10);
+	chunkmap_set(b->map, 4, CHUNK_INFLIGHT);
 	fdatasync_errno = EIO;
 	assert_int_equal(blob_save(b), -EIO);
 	/* The sidecar on disk is the old one; nothing became durable. */
 	assert_int_equal(sidecar_load(b->sidecar_path, &b->layout, &sc), 0);
+	assert_true(sidecar_test(sc, 1));
 	assert_false(sidecar_test(sc, 2));
 	sidecar_free(sc);
 	assert_int_equal(chunkmap_durable_count(b->map), 1);
-	/* The next save retries. */
+	/* Dropped, to be fetched again; the durable one and the one in
+	 * flight are left alone. */
+	assert_int_equal(chunkmap_get(b->map, 1), CHUNK_DONE);
+	assert_int_equal(chunkmap_get(b->map, 2), CHUNK_MISSING);
+	assert_int_equal(chunkmap_get(b->map, 10), CHUNK_MISSING);
+	assert_int_equal(chunkmap_get(b->map, 4), CHUNK_INFLIGHT);
+	assert_int_equal(chunkmap_done_count(b->map), 1);
+	assert_int_equal(sums_entry(b, 2), 0);
+	assert_int_equal(sums_entry(b, 10), 0);
+	assert_true(sums_entry(b, 1) != 0);
+	assert_int_equal(count_in_log(fx, "2 chunks not on disk"), 1);
+	/* The next sync succeeds, and still records only chunk 1. */
 	fdatasync_errno = 0;
 	assert_int_equal(blob_save(b), 0);
+	assert_int_equal(chunkmap_durable_count(b->map), 1);
+	assert_int_equal(sidecar_load(b->sidecar_path, &b->layout, &sc), 0);
+	assert_int_equal(sc->done_count, 1);
+	assert_false(sidecar_test(sc, 2));
+	assert_false(sidecar_test(sc, 10));
+	sidecar_free(sc);
+	/* Fetched again, it is saved as usual. */
+	complete_chunk(b, 2);
+	assert_int_equal(blob_save(b), 0);
 	assert_int_equal(chunkmap_durable_count(b->map), 2);
+	blob_free(b);
+	b = open_blob(fx, SIZE);
+	assert_int_equal(chunkmap_done_count(b->map), 2);
+	assert_int_equal(chunkmap_get(b->map, 10), CHUNK_MISSING);
+	blob_free(b);
+}
+
+/* A chunk that lands while the failing sync runs may have lost its bytes
+ * to it too: dropped as well. */
+static void test_save_sync_fails_drops_chunk_landing_meanwhile(void **state)
+{
+	struct fixture *fx = *state;
+	struct blob *b = open_blob(fx, SIZE);
+	struct sidecar *sc = NULL;
+
+	complete_chunk(b, 2);
+	hook_blob = b;
+	during_fdatasync = finish_chunk_7;
+	fdatasync_errno = EIO;
+	assert_int_equal(blob_save(b), -EIO);
+	assert_int_equal(chunkmap_get(b->map, 2), CHUNK_MISSING);
+	assert_int_equal(chunkmap_get(b->map, 7), CHUNK_MISSING);
+	assert_int_equal(sums_entry(b, 7), 0);
+	fdatasync_errno = 0;
+	/* Written again (a failed save may have left a sidecar recording
+	 * them), and empty. */
+	assert_int_equal(blob_save(b), 0);
+	assert_int_equal(sidecar_load(b->sidecar_path, &b->layout, &sc), 0);
+	assert_int_equal(sc->done_count, 0);
+	sidecar_free(sc);
+	complete_chunk(b, 7);
+	assert_int_equal(blob_save(b), 0);
+	assert_int_equal(sidecar_load(b->sidecar_path, &b->layout, &sc), 0);
+	assert_int_equal(sc->done_count, 1);
+	assert_true(sidecar_test(sc, 7));
+	sidecar_free(sc);
 	blob_free(b);
 }
 
@@ -381,6 +455,143 @@ static void test_corrupt_sidecar_starts_over(void **state)
 	b = open_blob(fx, SIZE);
 	assert_int_equal(count_in_log(fx, "rejected"), 1);
 	assert_false(sums_all_zero(b));
+	blob_free(b);
+}
+
+/* Saves chunks 0, 1 and 4 of a blob, closes it, returns its data path. */
+static void saved_blob(struct fixture *fx, char *data, size_t len)
+{
+	struct blob *b = open_blob(fx, SIZE);
+
+	complete_chunk(b, 0);
+	complete_chunk(b, 1);
+	complete_chunk(b, 4);
+	assert_int_equal(blob_save(b), 0);
+	assert_int_equal(verify_mark(b, "sha256", "ab12"), 0);
+	assert_int_equal(cache_blob_path(fx->c, b->hex, "", data, len), 0);
+	blob_free(b);
+}
+
+/* The blob opened after its data file was lost: nothing is trusted. */
+static void expect_started_over(struct fixture *fx, const char *why)
+{
+	struct blob *b = open_blob(fx, SIZE);
+	char path[PATH_MAX];
+
+	assert_int_equal(chunkmap_done_count(b->map), 0);
+	assert_true(sums_all_zero(b));
+	assert_false(verify_marked(b, "sha256", "ab12"));
+	assert_int_equal(cache_blob_path(fx->c, b->hex, ".verified", path,
+					 sizeof(path)),
+			 0);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(access(b->sidecar_path, F_OK), -1);
+	assert_int_equal(count_in_log(fx, why), 1);
+	blob_free(b);
+	/* Started over once: the next open says nothing. */
+	b = open_blob(fx, SIZE);
+	assert_int_equal(count_in_log(fx, why), 1);
+	blob_free(b);
+}
+
+static void test_data_file_deleted_starts_over(void **state)
+{
+	struct fixture *fx = *state;
+	char data[PATH_MAX];
+	struct blob *b;
+
+	saved_blob(fx, data, sizeof(data));
+	/* Untouched, everything is trusted, the marker included. */
+	b = open_blob(fx, SIZE);
+	assert_int_equal(chunkmap_done_count(b->map), 3);
+	assert_true(verify_marked(b, "sha256", "ab12"));
+	assert_false(verify_marked(b, "sha256", "ab13"));
+	blob_free(b);
+	assert_int_equal(unlink(data), 0);
+	expect_started_over(fx, "was missing or short");
+}
+
+static void test_data_file_truncated_starts_over(void **state)
+{
+	struct fixture *fx = *state;
+	char data[PATH_MAX];
+
+	saved_blob(fx, data, sizeof(data));
+	/* Same inode, same birth time: only the size tells. */
+	assert_int_equal(truncate(data, 2 * CS), 0);
+	expect_started_over(fx, "was missing or short");
+}
+
+/* A new sparse file of the right size (a new inode, or the old inode
+ * number reused with a new birth time): the sidecar describes another. */
+static void test_data_file_replaced_starts_over(void **state)
+{
+	struct fixture *fx = *state;
+	char data[PATH_MAX];
+	int fd;
+
+	saved_blob(fx, data, sizeof(data));
+	assert_int_equal(unlink(data), 0);
+	fd = open(data, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, SIZE), 0);
+	close(fd);
+	expect_started_over(fx, "describes another data file");
+}
+
+/* A marker with no sidecar, of a data file made again: removed. */
+static void test_marker_of_lost_data_removed(void **state)
+{
+	struct fixture *fx = *state;
+	char data[PATH_MAX], path[PATH_MAX];
+	struct blob *b = open_blob(fx, SIZE);
+
+	assert_int_equal(verify_mark(b, "sha256", "ab12"), 0);
+	assert_int_equal(cache_blob_path(fx->c, b->hex, "", data, sizeof(data)),
+			 0);
+	assert_int_equal(cache_blob_path(fx->c, b->hex, ".verified", path,
+					 sizeof(path)),
+			 0);
+	blob_free(b);
+	assert_int_equal(unlink(data), 0);
+	b = open_blob(fx, SIZE);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(count_in_log(fx, "was missing or short"), 1);
+	blob_free(b);
+}
+
+/* A link in place of the sidecar: not followed, removed, the blob starts
+ * over, and the file it pointed to is untouched. */
+static void test_sidecar_link_replaced(void **state)
+{
+	struct fixture *fx = *state;
+	char victim[PATH_MAX + 16], buf[16];
+	struct blob *b = open_blob(fx, SIZE);
+	struct stat st;
+	int fd;
+
+	complete_chunk(b, 0);
+	assert_int_equal(blob_save(b), 0);
+	snprintf(victim, sizeof(victim), "%s/victim", fx->dir);
+	fd = open(victim, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious", 8), 8);
+	close(fd);
+	assert_int_equal(unlink(b->sidecar_path), 0);
+	assert_int_equal(symlink(victim, b->sidecar_path), 0);
+	blob_free(b);
+	b = open_blob(fx, SIZE);
+	assert_int_equal(chunkmap_done_count(b->map), 0);
+	assert_int_equal(count_in_log(fx, "rejected"), 1);
+	complete_chunk(b, 3);
+	assert_int_equal(blob_save(b), 0);
+	assert_int_equal(lstat(b->sidecar_path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	fd = open(victim, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 8);
+	close(fd);
+	assert_memory_equal(buf, "precious", 8);
 	blob_free(b);
 }
 
@@ -544,6 +755,12 @@ int main(void)
 		T(test_save_skips_when_nothing_new),
 		T(test_save_only_chunks_done_before_sync),
 		T(test_save_sync_fails),
+		T(test_save_sync_fails_drops_chunk_landing_meanwhile),
+		T(test_data_file_deleted_starts_over),
+		T(test_data_file_truncated_starts_over),
+		T(test_data_file_replaced_starts_over),
+		T(test_marker_of_lost_data_removed),
+		T(test_sidecar_link_replaced),
 		T(test_save_write_fails),
 		T(test_corrupt_sidecar_starts_over),
 		T(test_reject_clear_fails),

@@ -361,6 +361,21 @@ static int open_as_user(void *arg)
 	return err == -EACCES ? 0 : 1;
 }
 
+static uid_t chown_to;
+
+static int chown_one(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	return lchown(path, chown_to, chown_to);
+}
+
+/* chown -R (without following links) of path to uid:uid. */
+static void chown_tree(const char *path, uid_t uid)
+{
+	chown_to = uid;
+	assert_int_equal(nftw(path, chown_one, 16, FTW_PHYS), 0);
+}
+
 /* A folder we may not write to: refused at open, not at the first save. */
 static void test_open_unwritable(void **state)
 {
@@ -377,6 +392,8 @@ static void test_open_unwritable(void **state)
 	snprintf(path, sizeof(path), "%s/refs", fx->cdir);
 	assert_int_equal(mkdir(path, 0555), 0);
 	assert_int_equal(chmod(fx->cdir, 0555), 0);
+	/* Owned by that user (or it is refused as not private, -EPERM). */
+	chown_tree(fx->cdir, 65534);
 	assert_int_equal(run_unprivileged(open_as_user, fx->cdir), 0);
 	/* The layout cannot even be made. */
 	snprintf(path, sizeof(path), "%s/sub", fx->dir);
@@ -1013,11 +1030,13 @@ static void test_manifest_save_unwritable(void **state)
 	struct manifest *m = mk_manifest();
 	char path[PATH_MAX + 16];
 
-	/* snapshots/ replaced by a file: the KEY folder cannot be made. */
+	/* snapshots/ replaced by a file: the cache holds the folder it
+	 * opened, now removed, so the KEY folder cannot be made in it (and
+	 * nothing is written through the new name). */
 	snprintf(path, sizeof(path), "%s/snapshots", fx->cdir);
 	assert_int_equal(rmdir(path), 0);
 	write_bytes(path, "x", 1);
-	assert_int_equal(cache_save_manifest(fx->c, "k", "v", m), -ENOTDIR);
+	assert_int_equal(cache_save_manifest(fx->c, "k", "v", m), -ENOENT);
 	manifest_free(m);
 }
 
@@ -1105,6 +1124,297 @@ static void test_ref_corrupt(void **state)
 	free(commit);
 }
 
+static mode_t mode_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_mode;
+}
+
+static mode_t walk_bad_mode; /* the first mode found that is not private */
+
+static int check_private_one(const char *path, const struct stat *st, int flag,
+			     struct FTW *ftw)
+{
+	mode_t want = S_ISDIR(st->st_mode) ? 0700 : 0600;
+
+	if (S_ISLNK(st->st_mode) || (st->st_mode & 07777) != want) {
+		print_message("not private: %s (%04o)\n", path,
+			      (unsigned int)(st->st_mode & 07777));
+		walk_bad_mode = st->st_mode;
+	}
+	return 0;
+}
+
+/* Everything the cache makes is private, whatever the umask. */
+static void test_private_modes(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_blob_files f;
+	struct manifest *m = mk_manifest();
+	mode_t old = umask(0);
+	char *commit = NULL;
+
+	assert_int_equal(cache_new(fx->cdir, &fx->c), 0);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	cache_blob_files_close(&f);
+	assert_int_equal(cache_save_manifest(fx->c, "hf://o/m", "abc", m), 0);
+	assert_int_equal(cache_save_ref(fx->c, "hf://o/m", "main", "abc"), 0);
+	assert_int_equal(cache_load_ref(fx->c, "hf://o/m", "main", &commit), 0);
+	free(commit);
+	umask(old);
+	walk_bad_mode = 0;
+	assert_int_equal(nftw(fx->cdir, check_private_one, 16, FTW_PHYS), 0);
+	assert_int_equal(walk_bad_mode, 0);
+	manifest_free(m);
+}
+
+/* An older cache readable by others is made private at open; the owner's
+ * own bits are kept. */
+static void test_tightens_old_modes(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_blob_files f;
+	char path[PATH_MAX + 64];
+
+	assert_int_equal(cache_new(fx->cdir, &fx->c), 0);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	cache_blob_files_close(&f);
+	cache_free(fx->c);
+	fx->c = NULL;
+	snprintf(path, sizeof(path), "%s/blobs", fx->cdir);
+	assert_int_equal(chmod(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s", fx->cdir, HEX);
+	assert_int_equal(chmod(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", fx->cdir, HEX, HEX);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(cache_new(fx->cdir, &fx->c), 0);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	cache_blob_files_close(&f);
+	assert_int_equal(mode_of(path) & 07777, 0600);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s", fx->cdir, HEX);
+	assert_int_equal(mode_of(path) & 07777, 0700);
+	snprintf(path, sizeof(path), "%s/blobs", fx->cdir);
+	assert_int_equal(mode_of(path) & 07777, 0700);
+}
+
+/* A cache folder another user could write is refused, saying why. */
+static void test_refuses_cache_others_can_write(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache *c = (void *)1;
+	char why[128];
+
+	assert_int_equal(cache_check_private(fx->cdir, why, sizeof(why)), 0);
+	assert_int_equal(mkdir(fx->cdir, 0700), 0);
+	assert_int_equal(chmod(fx->cdir, 0777), 0);
+	assert_int_equal(cache_check_private(fx->cdir, why, sizeof(why)),
+			 -EPERM);
+	assert_non_null(strstr(why, "mode 0777"));
+	assert_int_equal(cache_new(fx->cdir, &c), -EPERM);
+	assert_null(c);
+	assert_int_equal(chmod(fx->cdir, 0770), 0); /* group-writable */
+	assert_int_equal(cache_new(fx->cdir, &c), -EPERM);
+	assert_int_equal(chmod(fx->cdir, 0755), 0); /* readable is fine */
+	assert_int_equal(cache_check_private(fx->cdir, why, sizeof(why)), 0);
+	assert_int_equal(cache_new(fx->cdir, &c), 0);
+	cache_free(c);
+	c = (void *)1;
+	/* Another user's folder, even one only they can write. */
+	assert_int_equal(chown(fx->cdir, 65534, 65534), 0);
+	assert_int_equal(cache_check_private(fx->cdir, why, sizeof(why)),
+			 -EPERM);
+	assert_non_null(strstr(why, "owned by uid 65534"));
+	assert_int_equal(cache_new(fx->cdir, &c), -EPERM);
+	assert_null(c);
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+struct victim {
+	char path[PATH_MAX];
+	struct stat st;
+};
+
+static void victim_make(struct victim *v, const char *dir, const char *name)
+{
+	static const char text[] = "outside the cache: never to be touched";
+
+	snprintf(v->path, sizeof(v->path), "%s/%s", dir, name);
+	write_bytes(v->path, text, sizeof(text));
+	/* An old mtime, so that any write would show. */
+	{
+		struct timespec ts[2] = { { 1000000000, 0 },
+					  { 1000000000, 0 } };
+
+		assert_int_equal(utimensat(AT_FDCWD, v->path, ts, 0), 0);
+	}
+	assert_int_equal(stat(v->path, &v->st), 0);
+}
+
+static void victim_check(const struct victim *v)
+{
+	static const char text[] = "outside the cache: never to be touched";
+	char buf[sizeof(text) + 8];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	assert_int_equal(stat(v->path, &st), 0);
+	assert_int_equal(st.st_size, v->st.st_size);
+	assert_int_equal(st.st_mtim.tv_sec, v->st.st_mtim.tv_sec);
+	assert_int_equal(st.st_mode, v->st.st_mode);
+	fd = open(v->path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, (ssize_t)sizeof(text));
+	assert_memory_equal(buf, text, sizeof(text));
+}
+
+/* Links planted in place of a blob's files or its folder are removed,
+ * never followed: their targets are untouched, and the blob opens. */
+static void test_blob_open_never_follows_links(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const suffixes[] = { "", ".sums", ".lock" };
+	char path[PATH_MAX + 64], fan[PATH_MAX + 16];
+	struct cache_blob_files f;
+	struct victim v;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		victim_make(&v, fx->dir, "victim");
+		snprintf(fan, sizeof(fan), "%s/blobs/%.2s", fx->cdir, HEX);
+		assert_int_equal(mkdir(fan, 0700) && errno != EEXIST, 0);
+		snprintf(path, sizeof(path), "%s/%s%s", fan, HEX, suffixes[i]);
+		unlink(path);
+		assert_int_equal(symlink(v.path, path), 0);
+		assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f),
+				 0);
+		assert_int_equal(fd_size(f.data_fd), 10 * CS);
+		assert_int_equal(fd_size(f.sums_fd), 10 * 8);
+		assert_true(S_ISREG(mode_of(path)));
+		assert_int_equal(pwrite_all(f.data_fd, "x", 1, 0), 0);
+		cache_blob_files_close(&f);
+		victim_check(&v);
+	}
+	/* A dangling link would be created through by O_CREAT alone. */
+	snprintf(path, sizeof(path), "%s/%s.sums", fan, HEX);
+	unlink(path);
+	snprintf(v.path, sizeof(v.path), "%s/created-through", fx->dir);
+	assert_int_equal(symlink(v.path, path), 0);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	cache_blob_files_close(&f);
+	assert_int_equal(access(v.path, F_OK), -1);
+
+	/* The fan-out folder a link to a folder outside. */
+	victim_make(&v, fx->dir, "victim");
+	snprintf(path, sizeof(path), "%s/outside", fx->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/outside/%s", fx->dir, HEX);
+	assert_int_equal(symlink(v.path, path), 0);
+	assert_int_equal(nftw(fan, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	snprintf(path, sizeof(path), "%s/outside", fx->dir);
+	assert_int_equal(symlink(path, fan), 0);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	assert_true(S_ISDIR(mode_of(fan)));
+	assert_int_equal(pwrite_all(f.data_fd, "x", 1, 0), 0);
+	cache_blob_files_close(&f);
+	victim_check(&v);
+	snprintf(path, sizeof(path), "%s/outside", fx->dir);
+	assert_int_equal(count_entries(path), 1);
+	/* A FIFO in place of the data file: refused, not hung on. */
+	snprintf(path, sizeof(path), "%s/%s", fan, HEX);
+	unlink(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), -EINVAL);
+}
+
+/* The data file's binding and whether it was missing or short. */
+static void test_blob_open_reports_data_file(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_blob_files f;
+	char path[PATH_MAX + 64];
+	struct stat st;
+
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	assert_true(f.data_short); /* new */
+	assert_int_equal(fstat(f.data_fd, &st), 0);
+	assert_int_equal(f.data_ino, st.st_ino);
+	assert_true(f.dir_fd >= 0);
+	cache_blob_files_close(&f);
+	assert_int_equal(f.dir_fd, -1);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	assert_false(f.data_short);
+	cache_blob_files_close(&f);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", fx->cdir, HEX, HEX);
+	assert_int_equal(truncate(path, 3 * CS), 0);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	assert_true(f.data_short);
+	assert_int_equal(fd_size(f.data_fd), 10 * CS);
+	cache_blob_files_close(&f);
+	/* An empty file is never short. */
+	assert_int_equal(cache_blob_open(fx->c, "00aa", 0, CS, &f), 0);
+	assert_false(f.data_short);
+	cache_blob_files_close(&f);
+}
+
+/* Manifests and refs: a planted link is never read through nor written
+ * through. */
+static void test_manifest_never_follows_links(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = mk_manifest(), *back = NULL;
+	char dir[PATH_MAX + 64], path[PATH_MAX + 128];
+	struct victim v;
+	DIR *d;
+	struct dirent *de;
+
+	assert_int_equal(cache_save_manifest(fx->c, "k", "v1", m), 0);
+	snprintf(dir, sizeof(dir), "%s/snapshots", fx->cdir);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) && de->d_name[0] == '.')
+		;
+	assert_non_null(de);
+	snprintf(dir, sizeof(dir), "%s/snapshots/%s", fx->cdir, de->d_name);
+	closedir(d);
+	victim_make(&v, fx->dir, "victim");
+	snprintf(path, sizeof(path), "%s/v1.json", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink(v.path, path), 0);
+	assert_int_equal(cache_load_manifest(fx->c, "k", "v1", &back), -ELOOP);
+	assert_null(back);
+	assert_int_equal(cache_save_manifest(fx->c, "k", "v1", m), 0);
+	victim_check(&v);
+	assert_true(S_ISREG(mode_of(path)));
+	assert_int_equal(cache_load_manifest(fx->c, "k", "v1", &back), 0);
+	manifest_free(back);
+	/* The KEY folder a link: replaced on save, nothing on load. */
+	assert_int_equal(nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(symlink(fx->dir, dir), 0);
+	assert_int_equal(cache_load_manifest(fx->c, "k", "v1", &back), -ENOENT);
+	assert_int_equal(cache_save_manifest(fx->c, "k", "v1", m), 0);
+	assert_true(S_ISDIR(mode_of(dir)));
+	snprintf(path, sizeof(path), "%s/v1.json", fx->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	manifest_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1140,6 +1450,12 @@ int main(void)
 		TO(test_manifest_save_unwritable),
 		TO(test_refs),
 		TO(test_ref_corrupt),
+		T(test_private_modes),
+		T(test_tightens_old_modes),
+		T(test_refuses_cache_others_can_write),
+		TO(test_blob_open_never_follows_links),
+		TO(test_blob_open_reports_data_file),
+		TO(test_manifest_never_follows_links),
 #undef T
 #undef TO
 	};

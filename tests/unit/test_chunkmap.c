@@ -370,6 +370,48 @@ static void test_sync_abandoned(void **state)
 	chunkmap_free(map);
 }
 
+/* After a failed sync, the chunks not durable are dropped; durable ones
+ * and those queued or in flight stay. */
+static void test_drop_undurable(void **state)
+{
+	struct chunkmap *map = mk_map(10 * CS, CS);
+	struct sidecar *snap = mk_snap(map), *dropped = mk_snap(map);
+
+	chunkmap_set(map, 0, CHUNK_DONE);
+	assert_int_equal(chunkmap_sync_begin(map, snap), 1);
+	chunkmap_sync_end(map, snap); /* chunk 0 durable */
+	chunkmap_set(map, 3, CHUNK_DONE);
+	chunkmap_set(map, 9, CHUNK_DONE);
+	chunkmap_set(map, 5, CHUNK_INFLIGHT);
+	chunkmap_set(map, 6, CHUNK_QUEUED);
+	assert_int_equal(chunkmap_sync_begin(map, snap), 2);
+	/* The sync failed. */
+	assert_int_equal(chunkmap_drop_undurable(map, dropped), 2);
+	assert_true(sidecar_test(dropped, 3));
+	assert_true(sidecar_test(dropped, 9));
+	assert_false(sidecar_test(dropped, 0));
+	assert_int_equal(dropped->done_count, 2);
+	assert_int_equal(chunkmap_get(map, 0), CHUNK_DONE);
+	assert_int_equal(chunkmap_get(map, 3), CHUNK_MISSING);
+	assert_int_equal(chunkmap_get(map, 9), CHUNK_MISSING);
+	assert_int_equal(chunkmap_get(map, 5), CHUNK_INFLIGHT);
+	assert_int_equal(chunkmap_get(map, 6), CHUNK_QUEUED);
+	assert_int_equal(chunkmap_done_count(map), 1);
+	assert_int_equal(chunkmap_durable_count(map), 1);
+	/* Nothing more to drop; a new sync records chunk 0 only. */
+	sidecar_free(dropped);
+	dropped = mk_snap(map);
+	assert_int_equal(chunkmap_drop_undurable(map, dropped), 0);
+	chunkmap_sync_begin(map, snap);
+	chunkmap_sync_end(map, snap);
+	assert_true(sidecar_test(snap, 0));
+	assert_false(sidecar_test(snap, 3));
+	assert_int_equal(chunkmap_durable_count(map), 1);
+	sidecar_free(dropped);
+	sidecar_free(snap);
+	chunkmap_free(map);
+}
+
 /* A durable chunk discarded later: the sidecar must be written again. */
 static void test_sync_after_discard(void **state)
 {
@@ -572,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_load_rejects_other_layout),
 		cmocka_unit_test(test_sync_only_done_at_begin),
 		cmocka_unit_test(test_sync_abandoned),
+		cmocka_unit_test(test_drop_undurable),
 		cmocka_unit_test(test_sync_after_discard),
 		cmocka_unit_test(test_sync_discard_during_sync),
 		cmocka_unit_test(test_threads_keep_counts_exact),

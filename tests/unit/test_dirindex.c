@@ -650,6 +650,39 @@ static void test_html_cap(void **state)
 	dirindex_free(d);
 }
 
+/* Each name linked three times (icon, name, a "download" link): only
+ * more different names than max_entries truncate, however many links. */
+static void test_html_cap_counts_names_not_links(void **state)
+{
+	char body[4096];
+	struct dirindex *d;
+	size_t off = 0;
+	int i, k;
+
+	for (i = 0; i < 5; i++)
+		for (k = 0; k < 3; k++)
+			off += (size_t)snprintf(body + off, sizeof(body) - off,
+						"<a href=\"n%d.bin\">x</a>\n",
+						i);
+	d = html_at(FOLDER, body, 5);
+	assert_int_equal(d->n, 5);
+	assert_false(d->truncated);
+	assert_non_null(find(d, "n4.bin"));
+	dirindex_free(d);
+	d = html_at(FOLDER, body, 4);
+	assert_int_equal(d->n, 4);
+	assert_true(d->truncated);
+	dirindex_free(d);
+	d = html_at(FOLDER, body, 1);
+	assert_int_equal(d->n, 1);
+	assert_true(d->truncated);
+	dirindex_free(d);
+	d = html_at(FOLDER, body, 0);
+	assert_int_equal(d->n, 0);
+	assert_true(d->truncated);
+	dirindex_free(d);
+}
+
 static void test_html_root_and_escaped_folders(void **state)
 {
 	struct dirindex *d;
@@ -887,6 +920,7 @@ int main(void)
 		T(test_html_metadata_edges),
 		T(test_html_duplicates),
 		T(test_html_cap),
+		T(test_html_cap_counts_names_not_links),
 		T(test_html_root_and_escaped_folders),
 		T(test_date_forms),
 		T(test_date_rejects),

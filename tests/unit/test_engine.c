@@ -400,15 +400,24 @@ static long entry_int(json_t *log, size_t i, const char *key)
 /* True when the engine's log so far contains needle. */
 static bool hlogged(const char *needle)
 {
-	static char buf[1 << 16];
+	long size;
+	char *buf;
 	size_t n;
+	bool found;
 
 	fflush(hlog_file);
+	fseek(hlog_file, 0, SEEK_END);
+	size = ftell(hlog_file);
+	assert_true(size >= 0);
+	buf = malloc((size_t)size + 1);
+	assert_non_null(buf);
 	rewind(hlog_file);
-	n = fread(buf, 1, sizeof(buf) - 1, hlog_file);
+	n = fread(buf, 1, (size_t)size, hlog_file);
 	buf[n] = '\0';
 	fseek(hlog_file, 0, SEEK_END);
-	return strstr(buf, needle) != NULL;
+	found = strstr(buf, needle) != NULL;
+	free(buf);
+	return found;
 }
 
 /* ---- plain requests --------------------------------------------------- */
@@ -423,6 +432,10 @@ struct fx {
 	char url[PATH_MAX];
 };
 
+/* The budget of the next fixture's engine, when a test needs its own. */
+static int next_budget_ms;
+static int next_retries = -1;
+
 static void test_opts(struct engine_opts *o)
 {
 	engine_opts_default(o);
@@ -432,6 +445,12 @@ static void test_opts(struct engine_opts *o)
 	o->retries = 3;
 	o->backoff_ms = 20;
 	o->max_wait_ms = 3000;
+	if (next_budget_ms)
+		o->budget_ms = next_budget_ms;
+	if (next_retries >= 0)
+		o->retries = next_retries;
+	next_budget_ms = 0;
+	next_retries = -1;
 }
 
 static int fx_setup(void **state)
@@ -567,6 +586,39 @@ static void test_http_redirect_cross_host(void **state)
 	assert_string_equal(entry_str(b, 0, "host"), host);
 	assert_false(
 		json_is_true(json_object_get(json_array_get(b, 0), "auth")));
+	assert_null(entry_str(b, 0, "authorization"));
+	json_decref(a);
+	json_decref(b);
+}
+
+/* SigV4 (s3://): libcurl signs requests to the origin, with the payload
+ * hash S3 requires; the CDN a redirect leads to gets no signature. */
+static void test_http_sigv4_origin_only(void **state)
+{
+	struct fx *fx = *state;
+	struct http_req req = { .url = url_of(fx, "/small.txt"),
+				.aws_sigv4 = "aws:amz:eu-west-1:s3",
+				.userpwd = "AKIDEXAMPLE:secret" };
+	struct http_result res;
+	const char *sig;
+	json_t *a, *b;
+
+	set_faults("{\"/small.txt\": {\"redirect\": \"cdn\"}}");
+	assert_int_equal(engine_http(fx->e, &req, &res), 0);
+	assert_int_equal(res.status, 200);
+	http_result_release(&res);
+
+	a = log_entries(fx->mark, "/small.txt", 1);
+	b = log_entries(fx->mark, "/__cdn/small.txt", 1);
+	assert_int_equal(json_array_size(a), 1);
+	sig = entry_str(a, 0, "authorization");
+	assert_non_null(sig);
+	assert_true(
+		!strncmp(sig, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/", 40));
+	assert_non_null(strstr(sig, "/eu-west-1/s3/aws4_request"));
+	assert_non_null(strstr(sig, "x-amz-content-sha256"));
+	assert_null(strstr(sig, "secret"));
+	assert_int_equal(json_array_size(b), 1);
 	assert_null(entry_str(b, 0, "authorization"));
 	json_decref(a);
 	json_decref(b);
@@ -859,23 +911,392 @@ static void test_blob_etag_same(void **state)
 	check_chunks(fx, 2, 3);
 }
 
-/* A 200 to a range request: the bytes before ours are skipped, ours land
- * at their offsets, nothing else is marked done. */
+/* Polls until every chunk of fx->fb is DONE, for up to timeout_ms. */
+static bool wait_all_done(struct fx *fx, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+
+	while (fblob_done_count(fx->fb) < fblob_nchunks(fx->fb)) {
+		if (now_ms() > deadline)
+			return false;
+		sleep_ms(10);
+	}
+	return true;
+}
+
+/* A 200 to a range request (the server ignores Range): the transfer
+ * reads the file whole, once, completing every chunk it passes: the ones
+ * asked for and all the others. */
 static void test_blob_ignored_range(void **state)
 {
 	struct fx *fx = *state;
+	struct engine_stats st0, st1;
 	json_t *log;
 
 	set_faults("{\"/big.bin\": {\"ignore_range\": true}}");
+	engine_get_stats(fx->e, &st0);
 	assert_int_equal(sched_wait(fx->s, fx->fb, 5, 6, SCHED_DEMAND, 10000),
 			 0);
 	check_chunks(fx, 5, 6);
-	assert_false(fblob_all_done(fx->fb, 0, 0));
-	assert_false(fblob_all_done(fx->fb, 4, 4));
+	assert_true(wait_all_done(fx, 5000));
+	check_chunks(fx, 0, 16);
+	assert_true(hlogged("ignores Range: reading 'big.bin' whole, once"));
+	engine_get_stats(fx->e, &st1);
+	assert_int_equal(st1.bytes_fetched - st0.bytes_fetched, BIG_SIZE);
+	assert_int_equal(st1.retries, st0.retries);
 	log = log_entries(fx->mark, "/big.bin", 1);
 	assert_int_equal(json_array_size(log), 1);
 	assert_int_equal(entry_int(log, 0, "status"), 200);
 	json_decref(log);
+}
+
+/* Many jobs of a blob at once, through a server that ignores Range: they
+ * ride on one stream; no chunk is written twice. */
+static void test_blob_ignored_range_jobs_ride(void **state)
+{
+	struct fx *fx = *state;
+	struct engine_stats st0, st1;
+	json_t *log;
+	size_t i, n200 = 0;
+
+	set_faults("{\"/big.bin\": {\"ignore_range\": true}}");
+	engine_get_stats(fx->e, &st0);
+	/* Queued together: the engine starts them before any answer. */
+	assert_int_equal(sched_want(fx->s, fx->fb, 12, 15, SCHED_READAHEAD,
+				    NULL, NULL, NULL),
+			 0);
+	assert_int_equal(sched_want(fx->s, fx->fb, 4, 7, SCHED_READAHEAD, NULL,
+				    NULL, NULL),
+			 0);
+	assert_int_equal(sched_wait(fx->s, fx->fb, 0, 0, SCHED_DEMAND, 10000),
+			 0);
+	assert_true(wait_all_done(fx, 5000));
+	check_chunks(fx, 0, 16);
+	engine_get_stats(fx->e, &st1);
+	assert_int_equal(st1.bytes_fetched - st0.bytes_fetched, BIG_SIZE);
+	log = log_entries(fx->mark, "/big.bin", 1);
+	for (i = 0; i < json_array_size(log); i++)
+		n200 += entry_int(log, i, "status") == 200;
+	/* One stream; the transfers that began with it were handed over. */
+	assert_true(n200 >= 1 && n200 <= 3);
+	json_decref(log);
+}
+
+/* A stream passes chunks that are DONE without writing them. */
+static void test_blob_stream_skips_done(void **state)
+{
+	struct fx *fx = *state;
+	struct engine_stats st0, st1;
+
+	assert_int_equal(sched_wait(fx->s, fx->fb, 0, 3, SCHED_DEMAND, 10000),
+			 0);
+	set_faults("{\"/big.bin\": {\"ignore_range\": true}}");
+	engine_get_stats(fx->e, &st0);
+	assert_int_equal(sched_wait(fx->s, fx->fb, 8, 8, SCHED_DEMAND, 10000),
+			 0);
+	assert_true(wait_all_done(fx, 5000));
+	check_chunks(fx, 0, 16);
+	engine_get_stats(fx->e, &st1);
+	assert_int_equal(st1.bytes_fetched - st0.bytes_fetched,
+			 BIG_SIZE - 4 * CHUNK);
+}
+
+/* Bodies that are not the file's bytes never land, and are not asked
+ * for again: an encoded 206, an encoded (chunked) 200, a 200 of unknown
+ * length. */
+static void check_refused(struct fx *fx, const char *faults, const char *why)
+{
+	json_t *log;
+
+	set_faults(faults);
+	assert_int_equal(sched_wait(fx->s, fx->fb, 2, 3, SCHED_DEMAND, 10000),
+			 -EPROTO);
+	assert_int_equal(fblob_done_count(fx->fb), 0);
+	if (!hlogged(why))
+		fail_msg("no log line with \"%s\"", why);
+	sleep_ms(200); /* a retry would be logged by now */
+	log = log_entries(fx->mark, "/big.bin", 1);
+	assert_int_equal(json_array_size(log), 1);
+	json_decref(log);
+}
+
+static void test_blob_gzip_206_refused(void **state)
+{
+	check_refused(*state, "{\"/big.bin\": {\"force_gzip\": \"206\"}}",
+		      "HTTP 206 with Content-Encoding 'gzip': an encoded body "
+		      "is never stored");
+}
+
+static void test_blob_gzip_200_refused(void **state)
+{
+	check_refused(*state, "{\"/big.bin\": {\"force_gzip\": \"200\"}}",
+		      "HTTP 200 with Content-Encoding 'gzip'");
+}
+
+static void test_blob_unsized_200_refused(void **state)
+{
+	check_refused(*state, "{\"/big.bin\": {\"no_length\": true}}",
+		      "HTTP 200 of unknown length to a range request: never "
+		      "stored");
+}
+
+/* Legal short 206s: each is no failure, the rest is asked for at once. */
+static void test_blob_short_answers(void **state)
+{
+	struct fx *fx = *state;
+	struct engine_stats st0, st1;
+	json_t *log;
+
+	set_faults("{\"/big.bin\": {\"max_range\": 10000}}");
+	engine_get_stats(fx->e, &st0);
+	assert_int_equal(sched_wait(fx->s, fx->fb, 0, 16, SCHED_DEMAND, 20000),
+			 0);
+	check_chunks(fx, 0, 16);
+	engine_get_stats(fx->e, &st1);
+	assert_int_equal(st1.retries, st0.retries);
+	log = log_entries(fx->mark, "/big.bin", BIG_SIZE / 10000);
+	assert_true(json_array_size(log) >= BIG_SIZE / 10000);
+	json_decref(log);
+}
+
+/* Cut connections that each land new bytes earn their retries: 3 retries,
+ * yet a 4-chunk run (256 KiB) comes whole through cuts every 30 KB. */
+static void test_blob_progress_earns_retries(void **state)
+{
+	struct fx *fx = *state;
+	struct engine_stats st0, st1;
+
+	set_faults("{\"/big.bin\": {\"drop_after\": 30000}}");
+	engine_get_stats(fx->e, &st0);
+	assert_int_equal(sched_wait(fx->s, fx->fb, 0, 3, SCHED_DEMAND, 20000),
+			 0);
+	check_chunks(fx, 0, 3);
+	engine_get_stats(fx->e, &st1);
+	assert_true(st1.retries - st0.retries > 3);
+}
+
+/* Cuts before any new byte do not: the retries run out. */
+static void test_blob_no_progress_no_retries(void **state)
+{
+	struct fx *fx = *state;
+	json_t *log;
+
+	set_faults("{\"/big.bin\": {\"drop_after\": 0}}");
+	assert_int_equal(sched_wait(fx->s, fx->fb, 0, 0, SCHED_DEMAND, 20000),
+			 -ECONNRESET);
+	log = log_entries(fx->mark, "/big.bin", 4);
+	assert_int_equal(json_array_size(log), 4); /* 1 + retries */
+	json_decref(log);
+}
+
+static int blob_setup_budget(void **state)
+{
+	next_budget_ms = 2500;
+	next_retries = 50;
+	return blob_setup(state);
+}
+
+/* A stalled transfer with retries to spare fails when its budget is
+ * spent; asked again at once, it fails at once, without a request; a
+ * moment later it is asked for again. */
+static void test_blob_budget_bounds_a_stall(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t t0 = now_ms(), dt;
+	size_t n;
+	json_t *log;
+	int err;
+
+	set_faults("{\"/big.bin\": {\"stall\": true}}");
+	err = sched_wait(fx->s, fx->fb, 0, 0, SCHED_DEMAND, 20000);
+	dt = now_ms() - t0;
+	assert_int_equal(err, -ETIMEDOUT);
+	if (dt < 2400 || dt > 4000)
+		fail_msg("failed after %" PRIu64 " ms, budget 2500", dt);
+	assert_true(hlogged("budget"));
+	log = log_entries(fx->mark, "/big.bin", 2);
+	n = json_array_size(log);
+	json_decref(log);
+
+	t0 = now_ms();
+	assert_int_equal(sched_wait(fx->s, fx->fb, 0, 0, SCHED_DEMAND, 20000),
+			 -ETIMEDOUT);
+	dt = now_ms() - t0;
+	if (dt > 500)
+		fail_msg("asked again: failed after %" PRIu64 " ms", dt);
+	assert_true(hlogged("not asked again yet"));
+	sleep_ms(300);
+	log = log_entries(fx->mark, "/big.bin", n + 1);
+	assert_int_equal(json_array_size(log), n);
+	json_decref(log);
+
+	sleep_ms(2000); /* FAIL_MEMORY_MS */
+	set_faults("{}");
+	assert_int_equal(sched_wait(fx->s, fx->fb, 0, 0, SCHED_DEMAND, 10000),
+			 0);
+	check_chunks(fx, 0, 0);
+}
+
+/* A trickle (200 bytes/s) beats the stall timer but not the low-speed
+ * check: each try is cut, and the budget ends it. */
+static void test_blob_trickle(void **state)
+{
+	struct fx *fx = *state;
+	uint64_t t0 = now_ms(), dt;
+	int err;
+
+	set_faults("{\"/big.bin\": {\"rate\": 200}}");
+	err = sched_wait(fx->s, fx->fb, 0, 0, SCHED_DEMAND, 20000);
+	dt = now_ms() - t0;
+	assert_int_equal(err, -ETIMEDOUT);
+	if (dt > 4000)
+		fail_msg("failed after %" PRIu64 " ms, budget 2500", dt);
+	assert_true(hlogged("too slow: "));
+	assert_int_equal(fblob_done_count(fx->fb), 0);
+}
+
+static int fx_setup_budget(void **state)
+{
+	next_budget_ms = 2500;
+	next_retries = 50;
+	return fx_setup(state);
+}
+
+/* A plain request (a listing) that stalls has the same budget. */
+static void test_http_budget_bounds_a_stall(void **state)
+{
+	struct fx *fx = *state;
+	struct http_req req = { .url = url_of(fx, "/") };
+	struct http_result res;
+	uint64_t t0 = now_ms(), dt;
+
+	set_faults("{\"/\": {\"hang\": true}}");
+	assert_int_equal(engine_http(fx->e, &req, &res), -ETIMEDOUT);
+	dt = now_ms() - t0;
+	http_result_release(&res);
+	if (dt < 2400 || dt > 4000)
+		fail_msg("failed after %" PRIu64 " ms, budget 2500", dt);
+}
+
+/* A 503 whose Retry-After goes past the budget fails now, not later. */
+static void test_http_retry_after_past_budget(void **state)
+{
+	struct fx *fx = *state;
+	struct http_req req = { .url = url_of(fx, "/small.txt") };
+	struct http_result res;
+	uint64_t t0 = now_ms(), dt;
+
+	set_faults("{\"/small.txt\": {\"status\": 503, \"retry_after\": 3}}");
+	assert_int_equal(engine_http(fx->e, &req, &res), -EAGAIN);
+	dt = now_ms() - t0;
+	http_result_release(&res);
+	if (dt > 1000)
+		fail_msg("failed after %" PRIu64 " ms", dt);
+	assert_true(hlogged("would pass the 2 s budget"));
+}
+
+/* A redirect to file:// is refused: no local file is ever read. */
+static void test_blob_redirect_to_file_refused(void **state)
+{
+	struct fx *fx = *state;
+	char faults[PATH_MAX + 128];
+
+	snprintf(faults, sizeof(faults),
+		 "{\"/big.bin\": {\"location\": \"file://%s/root/big.bin\"}}",
+		 srv.dir);
+	set_faults(faults);
+	assert_int_equal(sched_wait(fx->s, fx->fb, 0, 0, SCHED_DEMAND, 10000),
+			 -EPROTO);
+	assert_true(hlogged("refused: only http and https are followed"));
+	assert_int_equal(fblob_done_count(fx->fb), 0);
+}
+
+/* ---- the disk-full fallback (sched_read_uncached) --------------------- */
+
+struct uncached_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int err;
+	size_t len;
+	uint8_t buf[4096];
+};
+
+static void on_uncached(void *arg, int err, const char *buf, size_t len)
+{
+	struct uncached_wait *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->err = err;
+	w->len = len;
+	if (!err && len <= sizeof(w->buf))
+		memcpy(w->buf, buf, len);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Reads [off, off + len) uncached: 0 with the bytes checked, or the
+ * error. */
+static int read_uncached(struct fx *fx, uint64_t off, size_t len)
+{
+	struct uncached_wait w = { .done = false };
+	int err;
+
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	err = sched_read_uncached(fx->s, fx->fb, off, len, on_uncached, &w);
+	if (!err) {
+		pthread_mutex_lock(&w.lock);
+		while (!w.done)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+		err = w.err;
+	}
+	if (!err) {
+		assert_int_equal(w.len, len);
+		for (size_t i = 0; i < len; i++)
+			if (w.buf[i] != big_byte(off + i))
+				fail_msg("uncached byte %zu differs", i);
+	}
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return err;
+}
+
+/* The fallback checks what it serves as the cached path does. */
+static void test_uncached_checks_the_server(void **state)
+{
+	struct fx *fx = *state;
+
+	assert_int_equal(read_uncached(fx, CHUNK + 7, 4000), 0);
+	set_faults("{\"/big.bin\": {\"bad_content_range\": true}}");
+	assert_int_equal(read_uncached(fx, CHUNK + 7, 4000), -EPROTO);
+	assert_true(hlogged("refused: another Content-Range"));
+	set_faults("{\"/big.bin\": {\"ignore_range\": true}}");
+	assert_int_equal(read_uncached(fx, CHUNK + 7, 4000), -EPROTO);
+	assert_true(hlogged("refused: not a 206"));
+	set_faults("{\"/big.bin\": {\"force_gzip\": \"206\"}}");
+	assert_int_equal(read_uncached(fx, CHUNK + 7, 4000), -EPROTO);
+	assert_true(hlogged("refused: an encoded body"));
+	set_faults("{\"/big.bin\": {\"max_range\": 1000}}");
+	assert_int_equal(read_uncached(fx, CHUNK + 7, 4000), -EPROTO);
+	set_faults("{}");
+	assert_int_equal(read_uncached(fx, 0, 4096), 0);
+	assert_int_equal(fblob_done_count(fx->fb), 0); /* never cached */
+	assert_int_equal(fblob_error(fx->fb), 0);
+}
+
+/* A changed ETag on the uncached path fails the blob, as when cached. */
+static void test_uncached_etag_changed(void **state)
+{
+	struct fx *fx = *state;
+
+	reopen(fx, "\"v1\"", NULL);
+	set_faults("{\"/big.bin\": {\"etag\": \"v2\"}}");
+	assert_int_equal(read_uncached(fx, 100, 1000), -ESTALE);
+	assert_true(hlogged("refused: the ETag changed"));
+	assert_int_equal(fblob_error(fx->fb), -ESTALE);
 }
 
 /* The connection drops mid-chunk: the transfer is retried and the blob
@@ -975,6 +1396,7 @@ int main(void)
 		H(test_http_range),
 		H(test_http_redirect_same_host),
 		H(test_http_redirect_cross_host),
+		H(test_http_sigv4_origin_only),
 		H(test_http_retry_500_then_ok),
 		H(test_http_retries_run_out),
 		H(test_http_429_retry_after),
@@ -986,6 +1408,27 @@ int main(void)
 		B(test_blob_etag_changed),
 		B(test_blob_etag_same),
 		B(test_blob_ignored_range),
+		B(test_blob_ignored_range_jobs_ride),
+		B(test_blob_stream_skips_done),
+		B(test_blob_gzip_206_refused),
+		B(test_blob_gzip_200_refused),
+		B(test_blob_unsized_200_refused),
+		B(test_blob_short_answers),
+		B(test_blob_progress_earns_retries),
+		B(test_blob_no_progress_no_retries),
+		cmocka_unit_test_setup_teardown(test_blob_budget_bounds_a_stall,
+						blob_setup_budget,
+						blob_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_blob_trickle, blob_setup_budget, blob_teardown),
+		cmocka_unit_test_setup_teardown(test_http_budget_bounds_a_stall,
+						fx_setup_budget, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_http_retry_after_past_budget, fx_setup_budget,
+			fx_teardown),
+		B(test_blob_redirect_to_file_refused),
+		B(test_uncached_checks_the_server),
+		B(test_uncached_etag_changed),
 		B(test_blob_drop_mid_chunk),
 		B(test_blob_redirect_cdn_no_token),
 		B(test_blob_cancel_stalled),

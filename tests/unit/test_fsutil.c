@@ -1,5 +1,6 @@
 /* test_fsutil.c: the file and path helpers of state/ (state/fsutil.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +129,39 @@ static void test_fsync_parent(void **state)
 	assert_int_equal(fsync_parent(path), -ENOENT);
 }
 
+/* Folders inside a folder fd, never through a link. */
+static void test_dir_open_at(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX + 64];
+	struct stat st;
+	int dfd, fd = 7;
+
+	dfd = open(fx->dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(dir_open_at(dfd, "new", 0700, false, &fd), -ENOENT);
+	assert_int_equal(fd, -1);
+	assert_int_equal(dir_open_at(dfd, "new", 0700, true, &fd), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	close(fd);
+	assert_int_equal(dir_open_at(dfd, "new", 0700, true, &fd), 0);
+	close(fd);
+	/* A link to a folder: -ELOOP, created or not. */
+	snprintf(path, sizeof(path), "%s/link", fx->dir);
+	assert_int_equal(symlink(fx->dir, path), 0);
+	assert_int_equal(dir_open_at(dfd, "link", 0700, true, &fd), -ELOOP);
+	assert_int_equal(dir_open_at(dfd, "link", 0700, false, &fd), -ELOOP);
+	assert_int_equal(fd, -1);
+	/* A file. */
+	snprintf(path, sizeof(path), "%s/file", fx->dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(dir_open_at(dfd, "file", 0700, true, &fd), -ENOTDIR);
+	close(dfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -138,6 +172,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mkdir_parent, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_parent, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_open_at, fx_setup,
 						fx_teardown),
 	};
 

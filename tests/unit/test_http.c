@@ -487,6 +487,84 @@ static void test_content_range_overflow(void **state)
 	assert_int_equal(t, 7);
 }
 
+/* The disk-full fallback takes a 206 only for exactly the bytes asked. */
+static void test_check_content_range(void **state)
+{
+	assert_int_equal(http_check_content_range("bytes 100-199/1000", 100,
+						  100, 1000),
+			 0);
+	assert_int_equal(http_check_content_range("bytes 0-0/1", 0, 1, 1), 0);
+	/* Another total: the file changed. */
+	assert_int_equal(http_check_content_range("bytes 100-199/1001", 100,
+						  100, 1000),
+			 -ESTALE);
+	assert_int_equal(http_check_content_range("bytes */999", 100, 100,
+						  1000),
+			 -ESTALE);
+	/* Other bytes, shorter, longer, or nothing usable. */
+	assert_int_equal(http_check_content_range("bytes 1124-1223/2000", 100,
+						  100, 2000),
+			 -EPROTO);
+	assert_int_equal(http_check_content_range("bytes 100-198/1000", 100,
+						  100, 1000),
+			 -EPROTO);
+	assert_int_equal(http_check_content_range("bytes 100-200/1000", 100,
+						  100, 1000),
+			 -EPROTO);
+	assert_int_equal(http_check_content_range("bytes */1000", 100, 100,
+						  1000),
+			 -EPROTO);
+	assert_int_equal(http_check_content_range("bytes 100-199/*", 100, 100,
+						  1000),
+			 -EPROTO);
+	assert_int_equal(http_check_content_range(NULL, 100, 100, 1000),
+			 -EPROTO);
+	assert_int_equal(http_check_content_range("bytes 0-0/1", 0, 0, 1),
+			 -EPROTO);
+}
+
+static void test_coding_identity(void **state)
+{
+	static const char *const same[] = {
+		"",
+		"identity",
+		"IDENTITY",
+		" identity ",
+		"identity, identity",
+		",",
+		" , identity ,",
+	};
+	static const char *const encoded[] = {
+		"gzip",		  "x-gzip",	    "br",
+		"deflate",	  "compress",	    "zstd",
+		"identity, gzip", "gzip, identity", "identity;q=1",
+		"identity x",	  "identityx",	    "chunked",
+		"gzip, chunked",  "\"identity\"",
+	};
+
+	assert_true(http_coding_identity(NULL, false));
+	assert_true(http_coding_identity(NULL, true));
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		if (!http_coding_identity(same[i], false))
+			fail_msg("Content-Encoding '%s' taken as encoded",
+				 same[i]);
+		if (!http_coding_identity(same[i], true))
+			fail_msg("Transfer-Encoding '%s' taken as encoded",
+				 same[i]);
+	}
+	for (size_t i = 0; i < sizeof(encoded) / sizeof(encoded[0]); i++)
+		if (http_coding_identity(encoded[i], false))
+			fail_msg("Content-Encoding '%s' taken as identity",
+				 encoded[i]);
+	/* libcurl takes chunked off; any other transfer coding stays. */
+	assert_true(http_coding_identity("chunked", true));
+	assert_true(http_coding_identity("Chunked", true));
+	assert_true(http_coding_identity("identity, chunked", true));
+	assert_false(http_coding_identity("gzip, chunked", true));
+	assert_false(http_coding_identity("chunked;x=1", true));
+	assert_false(http_coding_identity("deflate", true));
+}
+
 /* ---- dates and statuses ----------------------------------------------- */
 
 static void test_parse_date(void **state)
@@ -552,6 +630,8 @@ int main(void)
 		cmocka_unit_test(test_content_range_unsatisfied),
 		cmocka_unit_test(test_content_range_bad),
 		cmocka_unit_test(test_content_range_overflow),
+		cmocka_unit_test(test_check_content_range),
+		cmocka_unit_test(test_coding_identity),
 		cmocka_unit_test(test_parse_date),
 		cmocka_unit_test(test_status_errno),
 	};

@@ -50,6 +50,20 @@ struct fixture {
 
 /* ---- helpers ---- */
 
+/* fdatasync, failing with EIO while fail_sync is set (linked with
+ * -Wl,--wrap=fdatasync): a disk that loses a sync. */
+static atomic_bool fail_sync;
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+	if (atomic_load(&fail_sync)) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_fdatasync(fd);
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -1806,11 +1820,21 @@ static void test_complete_blob_verified_on_worker(void **state)
 	static uint8_t all[FSIZE];
 	char hash[65];
 	struct fblob *fb;
+	struct cb held = { 0 };
+	int r;
 
 	fill(all, 0, FSIZE);
 	sha256_hex(all, FSIZE, 0, hash);
 	fb = fetch_hashed(fx, hash);
+	/* Complete: a read is answered once the verdict is in. */
+	r = sched_want(fx->s, fb, 0, 0, SCHED_DEMAND, cb_done, &held, NULL);
+	assert_true(r == 0 || r == 1);
 	settle(fx);
+	if (r == 0) {
+		assert_int_equal(atomic_load(&held.calls), 1);
+		assert_int_equal(atomic_load(&held.err), 0);
+	}
+	assert_true(fblob_servable(fb, 0, NCHUNKS - 1));
 	assert_true(fblob_verified(fb));
 	assert_int_equal(fblob_error(fb), 0);
 	assert_int_equal(atomic_load(&fx_hooks.verified), 1);
@@ -1828,9 +1852,19 @@ static void test_corrupt_blob_failed_on_worker(void **state)
 			    "00000000000000000000000000000000";
 	struct fblob *fb;
 	struct cb c = { 0 };
+	struct cb held = { 0 };
+	int r;
 
 	fb = fetch_hashed(fx, wrong);
+	/* Right after the last chunk: never served, held or failed. */
+	assert_false(fblob_servable(fb, 0, 0));
+	r = sched_want(fx->s, fb, 0, 0, SCHED_DEMAND, cb_done, &held, NULL);
+	assert_true(r == 0 || r == -EBADMSG);
 	settle(fx);
+	if (r == 0) {
+		assert_int_equal(atomic_load(&held.calls), 1);
+		assert_int_equal(atomic_load(&held.err), -EBADMSG);
+	}
 	assert_false(fblob_verified(fb));
 	assert_int_equal(fblob_error(fb), -EBADMSG);
 	assert_int_equal(atomic_load(&fx_hooks.corrupt), 1);
@@ -1896,6 +1930,42 @@ static void test_shutdown_cuts_verification_short(void **state)
 	sched_free(s);
 }
 
+/*
+ * A failed sync drops the chunks that were not durable (state/blob.c):
+ * a read still waiting on the blob gets them queued again, or it would
+ * wait for ever for a chunk nobody fetches.
+ */
+static void test_failed_save_requeues_waiting_reads(void **state)
+{
+	struct fixture *fx = *state;
+	uint64_t deadline = now_ms() + 10000;
+	struct fetch_job job;
+	struct cb c = { 0 };
+
+	want_cb(fx, 0, 1, SCHED_DEMAND, &c);
+	take(fx, true, &job);
+	assert_int_equal(job.first, 0);
+	assert_int_equal(job.count, 2);
+	job_chunk(fx, &job, 0);
+	sched_job_end(fx->s, &job, 1, 0); /* chunk 1 back to the queue */
+	atomic_store(&fail_sync, true);
+	sched_save_all(fx->s); /* the sync fails: chunk 0 is dropped */
+	atomic_store(&fail_sync, false);
+	assert_int_not_equal(st_of(fx, 0), CHUNK_DONE);
+	while (!atomic_load(&c.calls)) {
+		int next_ms;
+
+		assert_true(now_ms() < deadline);
+		if (sched_take_job(fx->s, true, &job, &next_ms))
+			serve(fx, &job);
+		else
+			sleep_ms(1);
+	}
+	assert_int_equal(atomic_load(&c.err), 0);
+	assert_int_equal(st_of(fx, 0), CHUNK_DONE);
+	assert_int_equal(st_of(fx, 1), CHUNK_DONE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1935,6 +2005,7 @@ int main(void)
 		T(test_file_source_copied_on_workers),
 		T(test_file_source_changed_fails_blob),
 		T(test_uncached_read_of_file_source),
+		T(test_failed_save_requeues_waiting_reads),
 #undef T
 #define H(f) cmocka_unit_test_setup_teardown(f, fx_setup_hooks, fx_teardown)
 		H(test_complete_blob_verified_on_worker),

@@ -35,10 +35,14 @@ static struct sidecar_layout mk_layout(uint64_t file_size, uint32_t chunk_size)
 	struct sidecar_layout l;
 	int i;
 
+	memset(&l, 0, sizeof(l));
 	l.file_size = file_size;
 	l.chunk_size = chunk_size;
 	for (i = 0; i < 16; i++)
 		l.identity[i] = (uint8_t)(0xa0 + i);
+	/* The data file it is bound to: every byte distinct. */
+	l.data_ino = 0x8877665544332211ull;
+	l.data_birth_ns = 0x1716151413121110ull;
 	return l;
 }
 
@@ -82,21 +86,23 @@ static uint8_t *craft(const struct sidecar_layout *l, uint64_t nchunks,
 		      uint64_t done, uint64_t prefix, const uint8_t *bm,
 		      size_t bm_len, size_t *len)
 {
-	uint8_t *img = calloc(1, 88 + bm_len);
+	uint8_t *img = calloc(1, 104 + bm_len);
 
 	assert_non_null(img);
 	memcpy(img, "HOLWSCAR", 8);
-	wr32(img + 8, 1);
+	wr32(img + 8, 2);
 	wr64(img + 16, l->file_size);
 	wr32(img + 24, l->chunk_size);
 	wr64(img + 32, nchunks);
 	wr64(img + 40, done);
 	memcpy(img + 48, l->identity, 16);
-	wr64(img + 64, prefix);
-	wr64(img + 72, bm_len);
+	wr64(img + 64, l->data_ino);
+	wr64(img + 72, l->data_birth_ns);
+	wr64(img + 80, prefix);
+	wr64(img + 88, bm_len);
 	if (bm_len)
-		memcpy(img + 80, bm, bm_len);
-	*len = 88 + bm_len;
+		memcpy(img + 96, bm, bm_len);
+	*len = 104 + bm_len;
 	reseal(img, *len);
 	return img;
 }
@@ -382,8 +388,10 @@ static void check_round_trip(const struct sidecar_layout *l, uint64_t nchunks,
 	assert_int_equal(len, SIDECAR_HEADER_LEN + bm_len + 8);
 	assert_int_equal(rd64(p + 32), sc->nchunks);
 	assert_int_equal(rd64(p + 40), done);
-	assert_int_equal(rd64(p + 64), prefix);
-	assert_int_equal(rd64(p + 72), bm_len);
+	assert_int_equal(rd64(p + 64), l->data_ino);
+	assert_int_equal(rd64(p + 72), l->data_birth_ns);
+	assert_int_equal(rd64(p + 80), prefix);
+	assert_int_equal(rd64(p + 88), bm_len);
 
 	assert_int_equal(sidecar_decode(img, len, l, &back), 0);
 	assert_non_null(back);
@@ -459,9 +467,9 @@ static void test_bitmap_length_arithmetic(void **state)
 		if (cases[i].extra != UINT64_MAX)
 			sidecar_set(sc, cases[i].extra);
 		assert_int_equal(sidecar_encode(sc, &img, &len), 0);
-		assert_int_equal(rd64((uint8_t *)img + 64), cases[i].prefix);
-		assert_int_equal(rd64((uint8_t *)img + 72), cases[i].bm_len);
-		assert_int_equal(len, 88 + cases[i].bm_len);
+		assert_int_equal(rd64((uint8_t *)img + 80), cases[i].prefix);
+		assert_int_equal(rd64((uint8_t *)img + 88), cases[i].bm_len);
+		assert_int_equal(len, 104 + cases[i].bm_len);
 		assert_int_equal(sidecar_decode(img, len, &l, &back), 0);
 		assert_int_equal(back->done_count, sc->done_count);
 		free(img);
@@ -536,7 +544,7 @@ static void test_decode_rejects_version(void **state)
 	size_t len;
 	uint8_t *img = valid_image(&fx->layout, &len);
 
-	wr32(img + 8, 2);
+	wr32(img + 8, 3);
 	reseal(img, len);
 	expect_reject(img, len, &fx->layout, -EPROTONOSUPPORT);
 	wr32(img + 8, 0);
@@ -601,6 +609,47 @@ static void test_decode_rejects_identity(void **state)
 	free(img);
 }
 
+/* Bound to its data file: another inode or birth time is -ENOLINK. */
+static void test_decode_rejects_other_data_file(void **state)
+{
+	struct fixture *fx = *state;
+	struct sidecar_layout other = fx->layout;
+	size_t len;
+	uint8_t *img = valid_image(&fx->layout, &len);
+
+	other.data_ino++;
+	expect_reject(img, len, &other, -ENOLINK);
+	other = fx->layout;
+	other.data_birth_ns ^= 1;
+	expect_reject(img, len, &other, -ENOLINK);
+	/* Checked after the identity: a foreign blob says so first. */
+	other.identity[0] ^= 1;
+	expect_reject(img, len, &other, -ESTALE);
+	free(img);
+}
+
+/* A version 1 image (80-byte header, no binding) is rejected cleanly: the
+ * blob starts over after an upgrade. */
+static void test_decode_rejects_version_1(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t img[88 + 1];
+
+	memset(img, 0, sizeof(img));
+	memcpy(img, "HOLWSCAR", 8);
+	wr32(img + 8, 1);
+	wr64(img + 16, fx->layout.file_size);
+	wr32(img + 24, fx->layout.chunk_size);
+	wr64(img + 32, 11);
+	wr64(img + 40, 1);
+	memcpy(img + 48, fx->layout.identity, 16);
+	wr64(img + 64, 1); /* prefix */
+	wr64(img + 72, 0); /* bitmap length */
+	reseal(img, 88);
+	expect_reject(img, 88, &fx->layout, -EPROTONOSUPPORT);
+	expect_reject(img, 12, &fx->layout, -EPROTONOSUPPORT);
+}
+
 static void test_decode_rejects_checksum(void **state)
 {
 	struct fixture *fx = *state;
@@ -610,7 +659,7 @@ static void test_decode_rejects_checksum(void **state)
 	img[len - 1] ^= 0x40;
 	expect_reject(img, len, &fx->layout, -EBADMSG);
 	img[len - 1] ^= 0x40;
-	img[80] ^= 0x80; /* a bitmap bit, trailer left alone */
+	img[96] ^= 0x80; /* a bitmap bit, trailer left alone */
 	expect_reject(img, len, &fx->layout, -EBADMSG);
 	free(img);
 }
@@ -622,7 +671,7 @@ static void test_decode_rejects_truncated(void **state)
 	uint8_t *img = valid_image(&fx->layout, &len);
 
 	expect_reject(img, len - 1, &fx->layout, -EMSGSIZE);
-	expect_reject(img, 87, &fx->layout, -EMSGSIZE);
+	expect_reject(img, 103, &fx->layout, -EMSGSIZE);
 	expect_reject(img, 8, &fx->layout, -EMSGSIZE);
 	expect_reject(img, 0, &fx->layout, -EMSGSIZE);
 	expect_reject(NULL, 0, &fx->layout, -EMSGSIZE);
@@ -791,6 +840,89 @@ static void test_load_directory(void **state)
 	assert_null(sc);
 }
 
+/* A link in place of the sidecar is never read through (-ELOOP), by path
+ * or relative to a folder; a FIFO does not hang the load. */
+static void test_load_never_follows_a_link(void **state)
+{
+	struct fixture *fx = *state;
+	struct sidecar *sc = mk_sidecar(&fx->layout, pat_prefix_sparse);
+	struct sidecar *back = (void *)1;
+	char target[PATH_MAX + 16], fifo[PATH_MAX + 16];
+	int dfd;
+
+	snprintf(target, sizeof(target), "%s/elsewhere", fx->dir);
+	assert_int_equal(sidecar_save(sc, target), 0);
+	assert_int_equal(symlink(target, fx->path), 0);
+	assert_int_equal(sidecar_load(fx->path, &fx->layout, &back), -ELOOP);
+	assert_null(back);
+	dfd = open(fx->dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	back = (void *)1;
+	assert_int_equal(sidecar_load_at(dfd, "blob.state", &fx->layout, &back),
+			 -ELOOP);
+	assert_null(back);
+	assert_int_equal(sidecar_load_at(dfd, "elsewhere", &fx->layout, &back),
+			 0);
+	sidecar_free(back);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", fx->dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	back = (void *)1;
+	assert_int_equal(sidecar_load_at(dfd, "fifo", &fx->layout, &back),
+			 -EINVAL);
+	assert_null(back);
+	close(dfd);
+	sidecar_free(sc);
+}
+
+/* Saving over a planted link replaces the link; its target is untouched. */
+static void test_save_at_replaces_a_link(void **state)
+{
+	struct fixture *fx = *state;
+	struct sidecar *sc = mk_sidecar(&fx->layout, pat_prefix_sparse);
+	struct sidecar *back = NULL;
+	char target[PATH_MAX + 16];
+	struct stat st;
+	int dfd;
+
+	snprintf(target, sizeof(target), "%s/victim", fx->dir);
+	write_bytes(target, "precious", 8);
+	assert_int_equal(symlink(target, fx->path), 0);
+	dfd = open(fx->dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(sidecar_save_at(sc, dfd, "blob.state"), 0);
+	assert_int_equal(file_len(target), 8);
+	assert_int_equal(lstat(fx->path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(sidecar_load(fx->path, &fx->layout, &back), 0);
+	assert_int_equal(back->done_count, sc->done_count);
+	sidecar_free(back);
+	close(dfd);
+	sidecar_free(sc);
+}
+
+/* A sidecar is a cache file: 0600 whatever the umask, by path too; a
+ * link at the path is replaced, not written through. */
+static void test_save_is_private(void **state)
+{
+	struct fixture *fx = *state;
+	struct sidecar *sc = mk_sidecar(&fx->layout, pat_prefix_sparse);
+	char target[PATH_MAX + 16];
+	mode_t old = umask(0);
+	struct stat st;
+
+	snprintf(target, sizeof(target), "%s/victim", fx->dir);
+	write_bytes(target, "precious", 8);
+	assert_int_equal(symlink(target, fx->path), 0);
+	assert_int_equal(sidecar_save(sc, fx->path), 0);
+	umask(old);
+	assert_int_equal(lstat(fx->path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(file_len(target), 8);
+	sidecar_free(sc);
+}
+
 static void test_load_oversized(void **state)
 {
 	struct fixture *fx = *state;
@@ -851,7 +983,7 @@ static void test_save_empty_file(void **state)
 	assert_int_equal(sidecar_new(&l, &sc), 0);
 	assert_int_equal(sc->nchunks, 0);
 	assert_int_equal(sidecar_save(sc, fx->path), 0);
-	assert_int_equal(file_len(fx->path), 88);
+	assert_int_equal(file_len(fx->path), 104);
 	assert_int_equal(sidecar_load(fx->path, &l, &back), 0);
 	assert_int_equal(back->nchunks, 0);
 	assert_int_equal(back->done_count, 0);
@@ -929,7 +1061,7 @@ static void test_truncated_at_every_length(void **state)
 	size_t len, cut;
 
 	assert_int_equal(sidecar_encode(sc, &img, &len), 0);
-	assert_true(len > 88);
+	assert_true(len > 104);
 	for (cut = 0; cut < len; cut++)
 		expect_reject(img, cut, &fx->layout, -EMSGSIZE);
 	/* And through the file system, at a few lengths. */
@@ -962,7 +1094,7 @@ static void test_bit_flipped_everywhere(void **state)
 			want = -EILSEQ;
 		else if (i < 12)
 			want = -EPROTONOSUPPORT;
-		else if (i >= 72 && i < 80)
+		else if (i >= 88 && i < 96)
 			want = -EMSGSIZE;
 		for (bit = 0; bit < 8; bit++) {
 			p[i] ^= (uint8_t)(1u << bit);
@@ -991,6 +1123,11 @@ int main(void)
 		T(test_decode_rejects_file_size),
 		T(test_decode_rejects_chunk_size),
 		T(test_decode_rejects_identity),
+		T(test_decode_rejects_other_data_file),
+		T(test_decode_rejects_version_1),
+		T(test_load_never_follows_a_link),
+		T(test_save_at_replaces_a_link),
+		T(test_save_is_private),
 		T(test_decode_rejects_checksum),
 		T(test_decode_rejects_truncated),
 		T(test_decode_rejects_trailing_garbage),

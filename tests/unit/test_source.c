@@ -103,6 +103,9 @@ static const struct route *routes;
 static size_t nroutes;
 static const char *want_auth; /* every request must carry this */
 static int requests, heads;
+static int inflight, max_inflight; /* submitted, not yet answered */
+static int answer_delay_us; /* each submitted request waits so long */
+#define HEADS_LINKS 200
 static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t fake_threads[4096];
 static size_t nthreads;
@@ -139,7 +142,11 @@ static void answer(const struct http_req *req, struct http_result *res)
 		return;
 	}
 	for (i = 0; i < nroutes; i++) {
-		if (!strcmp(routes[i].url, req->url) &&
+		size_t n = strlen(routes[i].url);
+		bool star = n && routes[i].url[n - 1] == '*'; /* a prefix */
+
+		if ((star ? !strncmp(routes[i].url, req->url, n - 1) :
+			    !strcmp(routes[i].url, req->url)) &&
 		    routes[i].head == req->head) {
 			r = &routes[i];
 			break;
@@ -183,7 +190,12 @@ static void *answer_thread(void *arg)
 	struct pending *p = arg;
 	struct http_result res;
 
+	if (answer_delay_us)
+		usleep((useconds_t)answer_delay_us);
 	answer(&p->req, &res);
+	pthread_mutex_lock(&fake_lock);
+	inflight--;
+	pthread_mutex_unlock(&fake_lock);
 	p->done(p->arg, &res);
 	free(p->url);
 	free(p->auth);
@@ -208,6 +220,8 @@ int __wrap_engine_http_submit(struct engine *e, const struct http_req *req,
 	p->done = done;
 	p->arg = arg;
 	pthread_mutex_lock(&fake_lock);
+	if (++inflight > max_inflight)
+		max_inflight = inflight;
 	assert_true(nthreads < sizeof(fake_threads) / sizeof(fake_threads[0]));
 	err = pthread_create(&fake_threads[nthreads], NULL, answer_thread, p);
 	assert_int_equal(err, 0);
@@ -230,6 +244,7 @@ static int fake_setup(void **state)
 	nroutes = 0;
 	want_auth = NULL;
 	requests = heads = 0;
+	inflight = max_inflight = answer_delay_us = 0;
 	nthreads = 0;
 	log_start();
 	return 0;
@@ -311,20 +326,21 @@ static void test_open_malformed(void **state)
 		{ "", -EINVAL, "malformed SOURCE '': it is empty" },
 		{ "/data/models", -EINVAL,
 		  "malformed SOURCE '/data/models': no scheme (expected "
-		  "http://, https:// or file://; for a local folder write "
+		  "http://, https://, file://, hf:// or s3://; for a local "
+		  "folder write "
 		  "file:///data/models)" },
 		{ "example.org/models/", -EINVAL,
 		  "malformed SOURCE 'example.org/models/': no scheme (expected "
-		  "http://, https:// or file://)" },
+		  "http://, https://, file://, hf:// or s3://)" },
 		{ "://x", -EINVAL, "malformed SOURCE '://x': no scheme" },
 		{ "1http://x/", -EINVAL,
 		  "malformed SOURCE '1http://x/': no "
 		  "scheme" },
 		{ "ftp://example.org/x", -EPROTONOSUPPORT,
 		  "unknown scheme 'ftp' in SOURCE 'ftp://example.org/x' "
-		  "(expected http://, https:// or file://)" },
-		{ "S3://bucket/prefix", -EPROTONOSUPPORT,
-		  "unknown scheme 's3' in SOURCE 'S3://bucket/prefix'" },
+		  "(expected http://, https://, file://, hf:// or s3://)" },
+		{ "S4://bucket/prefix", -EPROTONOSUPPORT,
+		  "unknown scheme 's4' in SOURCE 'S4://bucket/prefix'" },
 		{ "averyveryveryveryveryverylongscheme://x", -EPROTONOSUPPORT,
 		  "unknown scheme 'averyveryveryveryveryverylongsch...'" },
 		{ "file://relative/path", -EINVAL,
@@ -1565,23 +1581,77 @@ static void test_http_caps(void **state)
 	manifest_free(m);
 	source_free(src);
 
+	/* More entries than max_entries: the listing fails, in one line
+	 * that says how to raise the limit. */
 	o.max_depth = 0;
 	o.max_entries = 2;
+	http_list_fails("http://h/d/", &o, -EFBIG,
+			"listing 'http://h/d/' failed: more than 2 entries "
+			"(raise the limit with -o max_entries=N)");
+
+	/* HTML: a page over the limit sends no HEAD at all */
+	requests = heads = 0;
+	http_list_fails("http://h/h/", &o, -EFBIG,
+			"listing 'http://h/h/' failed: more than 2 entries "
+			"(raise the limit with -o max_entries=N)");
+	assert_int_equal(heads, 0);
+
+	/* At the limit exactly: listed (a, f1, f2, f3, a/a). */
+	o.max_depth = 1;
+	o.max_entries = 5;
 	src = open_ok("http://h/d/", &o);
 	m = list_ok(src, FAKE_ENGINE);
-	assert_int_equal(m->n, 1 + 2);
-	assert_int_equal(count(logged(), "stopped at 2 entries"), 1);
+	assert_int_equal(m->n, 1 + 5);
+	manifest_free(m);
+	source_free(src);
+}
+
+/* An HTML folder of many files: at most max_inflight HEADs in flight at
+ * once (the default, 16), each file asked about once. */
+static void test_http_heads_bounded(void **state)
+{
+	static char body[HEADS_LINKS * 48];
+	struct route r[2] = {
+		{ .url = "http://h/many/", .status = 200, .body = body },
+		{ .url = "http://h/many/*",
+		  .head = true,
+		  .status = 200,
+		  .content_length = 5 },
+	};
+	struct route r2[3] = {
+		[1] = { .url = "http://h/many/f100.bin",
+			.head = true,
+			.err = -ECONNRESET },
+	};
+	struct source *src;
+	struct manifest *m;
+	size_t off = 0;
+	int i;
+
+	for (i = 0; i < HEADS_LINKS; i++)
+		off += (size_t)snprintf(body + off, sizeof(body) - off,
+					"<a href=\"f%03d.bin\">f</a>\n", i);
+	set_routes(r, 2);
+	answer_delay_us = 2000;
+	src = open_ok("http://h/many/", NULL);
+	m = list_ok(src, FAKE_ENGINE);
+	assert_int_equal(manifest_file_count(m), HEADS_LINKS);
+	assert_int_equal(entry(m, "f042.bin")->size, 5);
+	assert_int_equal(heads, HEADS_LINKS);
+	assert_true(max_inflight <= 16);
+	assert_true(max_inflight >= 2); /* they do overlap */
 	manifest_free(m);
 	source_free(src);
 
-	/* HTML: files past the cap are not even asked about */
-	requests = heads = 0;
-	src = open_ok("http://h/h/", &o);
-	m = list_ok(src, FAKE_ENGINE);
-	assert_int_equal(m->n, 1 + 2);
-	assert_int_equal(heads, 2);
-	manifest_free(m);
-	source_free(src);
+	/* One HEAD that can't reach the server fails the listing; the
+	 * others in flight are waited for and freed (ASan). */
+	r2[0] = r[0];
+	r2[2] = r[1];
+	set_routes(r2, 3);
+	http_list_fails("http://h/many/", NULL, -ECONNRESET,
+			"cannot reach 'http://h/many/f100.bin': Connection "
+			"reset by peer");
+	assert_true(max_inflight <= 16);
 }
 
 static const struct route snap_routes[] = {
@@ -1727,6 +1797,7 @@ int main(void)
 		FAKE(test_http_errors),
 		FAKE(test_http_list_without_engine),
 		FAKE(test_http_caps),
+		FAKE(test_http_heads_bounded),
 		FAKE(test_http_snapshot_offline_remount),
 #undef L
 #undef TREE

@@ -1525,7 +1525,8 @@ static void test_target_hf(void **state)
 	m = list_ok(src);
 	source_target(src, m, idx_of(m, "w.bin"), &t, id, sizeof(id));
 	assert_string_equal(t.kind, "hf");
-	assert_string_equal(t.content_id, SHA_A);
+	/* The endpoint's origin is part of the identity. */
+	assert_string_equal(t.content_id, E " " SHA_A);
 	assert_true(t.pinned);
 	assert_null(t.etag);
 	assert_string_equal(t.hash_kind, "sha256");
@@ -1536,7 +1537,7 @@ static void test_target_hf(void **state)
 	assert_string_equal(t.name, "w.bin");
 
 	source_target(src, m, idx_of(m, "c.json"), &t, id, sizeof(id));
-	assert_string_equal(t.content_id, OID_C);
+	assert_string_equal(t.content_id, E " " OID_C);
 	assert_string_equal(t.hash_kind, "git-sha1");
 	assert_string_equal(t.hash, OID_C);
 	assert_true(t.pinned);
@@ -1549,6 +1550,80 @@ static void test_target_hf(void **state)
 	assert_prefix(t.content_id, E "/org/model/resolve/" C1 "/n.txt\n");
 	manifest_free(m);
 	source_free(src);
+}
+
+/* The blob name of w.bin (sha256 SHA_A, 1000 bytes) mounted from the
+ * endpoint ep at revision rev (main: C1, else C2), as fs/ names it. */
+static void blob_name_via(const char *ep, const char *rev, char hex[33])
+{
+	struct route r[2];
+	char base[128], rev_url[512], tree_url[512], spec[64];
+	struct source_opts o = { .token = TOKEN, .endpoint = ep };
+	struct source *src = NULL;
+	struct manifest *m;
+	struct fblob_target t;
+	char id[256], err[ERRLEN] = "";
+	uint8_t ident[16];
+	bool main_rev = !strcmp(rev, "main");
+	size_t n = strlen(ep);
+
+	/* The URLs asked for are built from the endpoint as given. */
+	while (n && ep[n - 1] == '/')
+		n--;
+	snprintf(base, sizeof(base), "%.*s", (int)n, ep);
+	snprintf(rev_url, sizeof(rev_url),
+		 "%s/api/models/org/model/revision/%s", base, rev);
+	snprintf(tree_url, sizeof(tree_url),
+		 "%s/api/models/org/model/tree/%s" TREE_Q, base,
+		 main_rev ? C1 : C2);
+	memset(r, 0, sizeof(r));
+	r[0].url = rev_url;
+	r[0].status = 200;
+	r[0].body = main_rev ? REV_BODY("org/model", C1) :
+			       REV_BODY("org/model", C2);
+	r[1].url = tree_url;
+	r[1].status = 200;
+	r[1].body =
+		"[{\"type\":\"file\",\"oid\":\"" OID_A
+		"\",\"size\":134,\"path\":\"w.bin\",\"lfs\":{\"oid\":\"" SHA_A
+		"\",\"size\":1000}}]";
+	set_routes(r, 2);
+	want_auth = AUTH;
+	snprintf(spec, sizeof(spec), "hf://org/model@%s", rev);
+	if (source_open(spec, &o, &src, err, sizeof(err)))
+		fail_msg("source_open('%s'): %s", spec, err);
+	m = list_ok(src);
+	source_target(src, m, idx_of(m, "w.bin"), &t, id, sizeof(id));
+	assert_string_equal(t.hash, SHA_A); /* still checked by its hash */
+	cache_identity(t.kind, t.content_id, t.size, ident);
+	cache_identity_hex(ident, hex);
+	manifest_free(m);
+	source_free(src);
+	set_routes(NULL, 0);
+}
+
+/* A mirror's blobs are not the Hub's: the endpoint's origin is part of a
+ * blob's identity, normalized; revisions of one endpoint share blobs. */
+static void test_target_identity_has_origin(void **state)
+{
+	char hub[33], port[33], same[33], other[33], rev2[33];
+
+	blob_name_via(E, "main", hub);
+	/* Case, a trailing '/' and the default port do not matter. */
+	blob_name_via("HTTPS://Hub.Test:443/", "main", same);
+	assert_string_equal(hub, same);
+	/* The same file at another revision of the same endpoint. */
+	blob_name_via(E, "v2", rev2);
+	assert_string_equal(hub, rev2);
+	/* Another origin: another blob. */
+	blob_name_via("http://hub.test", "main", other);
+	assert_string_not_equal(hub, other);
+	blob_name_via("https://hub.test:8443", "main", port);
+	assert_string_not_equal(hub, port);
+	assert_string_not_equal(other, port);
+	/* A path on the same origin is the same operator: one blob. */
+	blob_name_via("https://hub.test/mirror", "main", same);
+	assert_string_equal(hub, same);
 }
 
 static void rm_rf(const char *path)
@@ -2326,6 +2401,7 @@ int main(void)
 		F(test_list_without_engine),
 		F(test_list_cap),
 		F(test_target_hf),
+		F(test_target_identity_has_origin),
 		F(test_snapshot_pinned_offline),
 		X(test_export_layout),
 		X(test_export_subdir_and_refs),
