@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# run.sh: benchmark hollowfs against rclone mount, httpdirfs, curl and
+# aria2c on one local nginx, in three network profiles, and write
+# BENCHMARKS.md at the repository root.
+#
+#   scripts/bench/run.sh [--quick] [--profiles loopback,rtt20,rate50]
+#                        [--reps N] [--reps-of httpdirfs=1,...]
+#                        [--contenders hollowfs,rclone,...] [--report-only]
+#
+# --quick: 256 MiB / 128 MiB / 128 MiB / 200 small files, 1 repetition,
+# httpdirfs on loopback only (about 5 minutes); default: 4 GiB / 1 GiB /
+# 1 GiB / 2,000 files, median of 3 (well over an hour on 2 cores).
+# Data is generated once into $BENCH_DATA (default /var/tmp/hollowfs-bench)
+# and kept for later runs; results per profile land there as JSON, and the
+# report is built from the latest result of each profile.
+#
+# Environment: HOLLOWFS_BIN (default build/hollowfs, built via
+# scripts/setup.sh if missing), BENCH_DATA, BENCH_OUT (default BENCHMARKS.md).
+# Needs root (mounts, drop_caches, network namespace). Everything it starts
+# (nginx, mounts, the namespace and delay line) is stopped on exit.
+# Benchmarks report; they never pass or fail CI.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+CMDLINE="scripts/bench/run.sh $*"
+QUICK="" PROFILES="loopback,rtt20,rate50" REPS="" REPS_OF="" CONTENDERS="" REPORT_ONLY=""
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--quick) QUICK=--quick ;;
+	--profiles) PROFILES=$2; shift ;;
+	--reps) REPS=$2; shift ;;
+	--reps-of) REPS_OF=$2; shift ;;
+	--contenders) CONTENDERS=$2; shift ;;
+	--report-only) REPORT_ONLY=1 ;;
+	-h | --help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+[[ $(id -u) -eq 0 ]] || { echo "run.sh: run as root (mounts, drop_caches, netns)" >&2; exit 1; }
+
+DATA=${BENCH_DATA:-/var/tmp/hollowfs-bench}
+OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+HOLLOWFS_BIN=${HOLLOWFS_BIN:-$ROOT/build/hollowfs}
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=python3
+BENCH="$PY $ROOT/scripts/bench/bench.py --data $DATA --hollowfs $HOLLOWFS_BIN --out $OUT $QUICK"
+
+if [[ -n $REPORT_ONLY ]]; then
+	$BENCH report
+	exit 0
+fi
+
+# --- what we need -----------------------------------------------------------
+if [[ ! -x $HOLLOWFS_BIN ]]; then
+	echo "run.sh: $HOLLOWFS_BIN missing; building with scripts/setup.sh"
+	scripts/setup.sh
+fi
+need=""
+command -v nginx >/dev/null || need="$need nginx-light"
+command -v rclone >/dev/null || need="$need rclone"
+command -v httpdirfs >/dev/null || need="$need httpdirfs"
+command -v aria2c >/dev/null || need="$need aria2"
+command -v curl >/dev/null || need="$need curl"
+command -v cc >/dev/null || need="$need gcc"
+command -v ip >/dev/null || need="$need iproute2"
+command -v fusermount3 >/dev/null || need="$need fuse3"
+if [[ -n $need ]]; then
+	echo "run.sh: installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	# shellcheck disable=SC2086
+	apt-get install -y -qq $need || { apt-get update -qq && apt-get install -y -qq $need; }
+fi
+
+# --- clean up whatever we started, however we leave ---------------------------
+cleanup() {
+	set +e
+	# mounts left under the data dir by an interrupted run
+	grep -o " $DATA/[^ ]*/mnt " /proc/mounts 2>/dev/null | while read -r m; do
+		fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	# nginx masters we started (their pid files live under the data dir)
+	for pf in "$DATA"/*/run-*/nginx.pid; do
+		[[ -f $pf ]] && kill "$(cat "$pf")" 2>/dev/null
+	done
+	"$ROOT/scripts/bench/netns.sh" down 2>/dev/null
+	# work dirs (caches, copies) of an interrupted run; the data stays
+	grep -q " $DATA/" /proc/mounts || rm -rf "$DATA"/*/run-*
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+avail=$(df --output=avail -k /var/tmp | tail -1)
+want_gib=16
+[[ -n $QUICK ]] && want_gib=4
+want=$((want_gib * 1024 * 1024))
+if [[ $avail -lt $want ]]; then
+	echo "run.sh: /var/tmp has $((avail / 1048576)) GiB free; need about $((want / 1048576)) GiB" >&2
+	exit 1
+fi
+
+# --- generate, measure, report ------------------------------------------------
+$BENCH gen
+IFS=, read -ra profs <<<"$PROFILES"
+for p in "${profs[@]}"; do
+	echo "run.sh: profile $p"
+	# shellcheck disable=SC2086
+	$BENCH run --profile "$p" ${REPS:+--reps $REPS} ${REPS_OF:+--reps-of $REPS_OF} \
+		${CONTENDERS:+--contenders $CONTENDERS}
+done
+$BENCH report --cmdline "${CMDLINE% }"
+echo "run.sh: wrote $OUT"
