@@ -329,6 +329,14 @@ getfattr --absolute-names -d -m 'user\.hollowfs\.(cached|chunks|sha256)' \
 	"$MNT/$SHARD1" |
 	grep '^user' | show
 
+step "hollowfs status"
+"$HOLLOWFS" status "$MNT" >"$WORK/status.txt" 2>&1 ||
+	fail "hollowfs status: $(tail -n 1 "$WORK/status.txt")"
+grep -q 'model-00001-of-' "$WORK/status.txt" ||
+	fail "hollowfs status does not list the shards"
+ok "per-file progress and the mount's counters"
+show <"$WORK/status.txt"
+
 SHARD2=$(cd "$MNT" && ls model-00002-of-*.safetensors)
 step "cp a shard out, sha256sum"
 mkdir -p "$WORK/out"

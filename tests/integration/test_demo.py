@@ -37,6 +37,8 @@ STEPS = [
     "getfattr user.hollowfs.*",
     "26/26",
     'user.hollowfs.chunks="26/26"',
+    "hollowfs status",
+    "per-file progress",
     "cp a shard out, sha256sum",
     "= its LFS sha256",
     "unmount",
@@ -51,7 +53,7 @@ STEPS = [
     "README.md (never read) fails at once: Input/output error",
     "unmount",
     "hollowfs exited 0, log clean",
-    "demo: all 17 steps passed",
+    "demo: all 18 steps passed",
 ]
 
 
