@@ -319,6 +319,15 @@ def test_full_disk_fallback_checks_the_server(server, make_mount, tree,
 
 # ---- item 4: every fault bounded at the default options (slow) -----------
 
+# Time bounds are measured on the plain build only: under the sanitizers
+# the same paths run (the stall tests of test_faults.py, with short
+# options), and a minute each of waiting would add nothing but time.
+slow_bound = pytest.mark.skipif(
+    os.environ.get("HOLLOWFS_SANITIZE", "none") not in ("", "none"),
+    reason="a time bound at the default options: measured on the plain "
+    "build")
+
+@slow_bound
 def test_slow_stall_and_trickle_fail_within_60s(server, mount, tree):
     """At the default options: a file that stalls (no byte after the
     headers) and a file that trickles (1 byte a second, which the stall
@@ -353,6 +362,7 @@ def test_slow_stall_and_trickle_fail_within_60s(server, mount, tree):
     mount.umount()
 
 
+@slow_bound
 def test_slow_stalled_listing_fails_mount_within_60s(server, hollowfs_bin,
                                                      tree, tmp_path):
     """A listing that never answers fails the mount, in one line, within
