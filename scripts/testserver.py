@@ -1265,6 +1265,7 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
             self.server.busy_handlers += 1
         self.sent_bytes = 0  # body bytes handed to the socket
         self.status = None
+        t0 = time.time()  # "t" is when the line is written, after it
         path, _, self.query = self.path.partition("?")
         self.raw_path = path
         self.body = b""
@@ -1281,6 +1282,7 @@ class Handler(HubMixin, BaseHTTPRequestHandler):
         finally:
             self.server.access_log.write({
                 "t": time.time(),
+                "t0": t0,
                 "method": self.command,
                 "path": self.url_path,
                 "query": self.query,
