@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # run.sh: benchmark hollowfs against rclone mount, httpdirfs, curl and
-# aria2c on one local nginx, in three network profiles, and write
+# aria2c on one local nginx, in three network profiles, then hollowfs
+# s3:// against curl --aws-sigv4 and s3fs on a local s3rver, and write
 # BENCHMARKS.md at the repository root.
 #
 #   scripts/bench/run.sh [--quick] [--profiles loopback,rtt20,rate50]
 #                        [--reps N] [--reps-of httpdirfs=1,...]
 #                        [--contenders hollowfs,rclone,...] [--report-only]
+#                        [--s3] [--no-s3]
 #
 # --quick: 256 MiB / 128 MiB / 128 MiB / 200 small files, 1 repetition,
 # httpdirfs on loopback only (about 5 minutes); default: 4 GiB / 1 GiB /
 # 1 GiB / 2,000 files, median of 3 (well over an hour on 2 cores).
+# --s3: only the S3 part (scripts/bench/s3bench.py: @20minutes/s3rver on
+# 127.0.0.1 with SigV4 checked, one 1 GiB object, 128 MiB with --quick;
+# a few minutes), its section put into the existing BENCHMARKS.md with the
+# other tables kept. --no-s3: leave it out of a full or quick run.
 # Data is generated once into $BENCH_DATA (default /var/tmp/hollowfs-bench)
 # and kept for later runs; results per profile land there as JSON, and the
 # report is built from the latest result of each profile.
@@ -24,6 +30,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 CMDLINE="scripts/bench/run.sh $*"
 QUICK="" PROFILES="loopback,rtt20,rate50" REPS="" REPS_OF="" CONTENDERS="" REPORT_ONLY=""
+S3=1 S3_ONLY=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--quick) QUICK=--quick ;;
@@ -32,6 +39,8 @@ while [[ $# -gt 0 ]]; do
 	--reps-of) REPS_OF=$2; shift ;;
 	--contenders) CONTENDERS=$2; shift ;;
 	--report-only) REPORT_ONLY=1 ;;
+	--s3) S3_ONLY=1 ;;
+	--no-s3) S3="" ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -45,9 +54,11 @@ HOLLOWFS_BIN=${HOLLOWFS_BIN:-$ROOT/build/hollowfs}
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
 BENCH="$PY $ROOT/scripts/bench/bench.py --data $DATA --hollowfs $HOLLOWFS_BIN --out $OUT $QUICK"
+S3BENCH="$PY $ROOT/scripts/bench/s3bench.py --data $DATA --hollowfs $HOLLOWFS_BIN --out $OUT $QUICK"
 
 if [[ -n $REPORT_ONLY ]]; then
-	$BENCH report
+	[[ -n $S3_ONLY ]] || $BENCH report
+	$S3BENCH report
 	exit 0
 fi
 
@@ -57,10 +68,18 @@ if [[ ! -x $HOLLOWFS_BIN ]]; then
 	scripts/setup.sh
 fi
 need=""
+if [[ -n $S3 || -n $S3_ONLY ]]; then
+	command -v node >/dev/null || need="$need nodejs"
+	command -v npm >/dev/null || need="$need npm"
+	command -v s3fs >/dev/null || need="$need s3fs"
+	$PY -c 'import boto3' 2>/dev/null || need="$need python3-boto3"
+fi
+[[ -n $S3_ONLY ]] || {
 command -v nginx >/dev/null || need="$need nginx-light"
 command -v rclone >/dev/null || need="$need rclone"
 command -v httpdirfs >/dev/null || need="$need httpdirfs"
 command -v aria2c >/dev/null || need="$need aria2"
+}
 command -v curl >/dev/null || need="$need curl"
 command -v cc >/dev/null || need="$need gcc"
 command -v ip >/dev/null || need="$need iproute2"
@@ -71,6 +90,10 @@ if [[ -n $need ]]; then
 	# shellcheck disable=SC2086
 	apt-get install -y -qq $need || { apt-get update -qq && apt-get install -y -qq $need; }
 fi
+if [[ (-n $S3 || -n $S3_ONLY) && ! -d scripts/s3/node_modules/@20minutes/s3rver ]]; then
+	echo "run.sh: installing s3rver (npm ci --prefix scripts/s3)"
+	npm ci --prefix scripts/s3 --no-audit --no-fund
+fi
 
 # --- clean up whatever we started, however we leave ---------------------------
 cleanup() {
@@ -79,8 +102,8 @@ cleanup() {
 	grep -o " $DATA/[^ ]*/mnt " /proc/mounts 2>/dev/null | while read -r m; do
 		fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
-	# nginx masters we started (their pid files live under the data dir)
-	for pf in "$DATA"/*/run-*/nginx.pid; do
+	# nginx masters and s3rvers we started (pid files under the data dir)
+	for pf in "$DATA"/*/run-*/nginx.pid "$DATA"/*/run-*/s3rver.pid; do
 		[[ -f $pf ]] && kill "$(cat "$pf")" 2>/dev/null
 	done
 	"$ROOT/scripts/bench/netns.sh" down 2>/dev/null
@@ -100,6 +123,12 @@ if [[ $avail -lt $want ]]; then
 fi
 
 # --- generate, measure, report ------------------------------------------------
+if [[ -n $S3_ONLY ]]; then
+	$S3BENCH run --cmdline "${CMDLINE% }" ${REPS:+--reps $REPS}
+	$S3BENCH report
+	echo "run.sh: wrote the S3 section into $OUT"
+	exit 0
+fi
 $BENCH gen
 IFS=, read -ra profs <<<"$PROFILES"
 for p in "${profs[@]}"; do
@@ -108,5 +137,12 @@ for p in "${profs[@]}"; do
 	$BENCH run --profile "$p" ${REPS:+--reps $REPS} ${REPS_OF:+--reps-of $REPS_OF} \
 		${CONTENDERS:+--contenders $CONTENDERS}
 done
+if [[ -n $S3 ]]; then
+	echo "run.sh: s3"
+	# shellcheck disable=SC2086
+	$S3BENCH run --cmdline "${CMDLINE% }" ${REPS:+--reps $REPS}
+fi
 $BENCH report --cmdline "${CMDLINE% }"
+# after bench.py's report, which writes the whole file
+[[ -z $S3 ]] || $S3BENCH report
 echo "run.sh: wrote $OUT"
