@@ -100,6 +100,7 @@ struct xfer {
 	char *auth; /* header line (owned), or NULL */
 	char *aws_sigv4, *userpwd; /* XFER_HTTP: SigV4 (owned, the second
 				 * wiped), or NULL; XFER_BLOB: in job */
+	char *if_match; /* XFER_HTTP: If-Match ETag (owned), or NULL */
 	int hops; /* redirects followed */
 	int attempt; /* tries made, 0 before the first */
 	int fails; /* failed tries since one landed new bytes */
@@ -901,6 +902,7 @@ static void xfer_free(struct xfer *x)
 	free(x->origin);
 	free(x->auth);
 	free(x->aws_sigv4);
+	free(x->if_match);
 	if (x->userpwd) {
 		explicit_bzero(x->userpwd, strlen(x->userpwd));
 		free(x->userpwd);
@@ -962,6 +964,8 @@ static int xfer_start(struct engine *e, struct xfer *x)
 	bool blob = x->kind == XFER_BLOB;
 	const char *sigv4 = blob ? x->job.aws_sigv4 : x->aws_sigv4;
 	const char *userpwd = blob ? x->job.userpwd : x->userpwd;
+	const char *match = blob ? (x->job.if_match ? x->job.etag : NULL) :
+				   x->if_match;
 	char *if_match = NULL;
 
 	xfer_reset_response(x);
@@ -971,8 +975,8 @@ static int xfer_start(struct engine *e, struct xfer *x)
 		x->hdrs = curl_slist_append(x->hdrs, x->auth);
 	if (x->hdrs && sigv4 && to_origin)
 		x->hdrs = curl_slist_append(x->hdrs, AMZ_EMPTY_SHA256);
-	if (x->hdrs && blob && x->job.if_match && x->job.etag && to_origin) {
-		if (asprintf(&if_match, "If-Match: %s", x->job.etag) < 0)
+	if (x->hdrs && match && to_origin) {
+		if (asprintf(&if_match, "If-Match: %s", match) < 0)
 			if_match = NULL;
 		x->hdrs = if_match ? curl_slist_append(x->hdrs, if_match) :
 				     NULL;
@@ -1839,6 +1843,7 @@ int engine_http_submit(struct engine *e, const struct http_req *req,
 	x->auth = req->auth ? strdup(req->auth) : NULL;
 	x->aws_sigv4 = req->aws_sigv4 ? strdup(req->aws_sigv4) : NULL;
 	x->userpwd = req->userpwd ? strdup(req->userpwd) : NULL;
+	x->if_match = req->if_match ? strdup(req->if_match) : NULL;
 	x->head = req->head;
 	x->no_retry = req->no_retry;
 	x->range_off = req->range_off;
@@ -1850,7 +1855,7 @@ int engine_http_submit(struct engine *e, const struct http_req *req,
 	x->res.linked_size = -1;
 	if (!x->url || !x->origin || (req->auth && !x->auth) ||
 	    (req->aws_sigv4 && !x->aws_sigv4) ||
-	    (req->userpwd && !x->userpwd)) {
+	    (req->if_match && !x->if_match) || (req->userpwd && !x->userpwd)) {
 		xfer_free(x);
 		return -ENOMEM;
 	}

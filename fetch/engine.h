@@ -79,6 +79,8 @@ struct http_req {
 	const char *aws_sigv4; /* sign with CURLOPT_AWS_SIGV4 (origin
 				 * host only), or NULL; see struct http_auth */
 	const char *userpwd; /* its "KEY_ID:SECRET", or NULL */
+	const char *if_match; /* an ETag to send as If-Match (origin host
+			       * only): a changed object answers 412 */
 	bool head; /* HEAD instead of GET */
 	bool no_retry; /* one attempt (probes) */
 	size_t max_body; /* larger bodies fail with -EFBIG; 0: 64 MiB */

@@ -1638,15 +1638,24 @@ int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
 		.max_body = len,
 	};
 	struct uncached_read *ur;
+	char *etag = NULL;
 	int err;
 
 	if (!len || (!s->engine && !fb->local_path))
 		return -EINVAL;
+	/* A pinned object is asked for as it was listed, like the cached
+	 * path does (s3://: a changed object answers 412). */
 	if (s->o.offline)
 		return -ENETDOWN;
 	ur = calloc(1, sizeof(*ur));
 	if (!ur)
 		return -ENOMEM;
+	if (fb->if_match) {
+		sched_lock(s);
+		etag = fb->etag ? strdup(fb->etag) : NULL;
+		sched_unlock(s);
+		req.if_match = etag;
+	}
 	ur->done = done;
 	ur->arg = arg;
 	ur->off = off;
@@ -1659,6 +1668,7 @@ int sched_read_uncached(struct sched *s, struct fblob *fb, uint64_t off,
 	} else {
 		err = engine_http_submit(s->engine, &req, uncached_done, ur);
 	}
+	free(etag); /* copied by engine_http_submit */
 	if (err) {
 		fblob_put(fb);
 		free(ur);

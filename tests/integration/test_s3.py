@@ -347,6 +347,46 @@ def test_if_match_412_and_multipart_etag(s3fake, make_mount, tmp_path):
     assert "HTTP 412" in mount.log_text()
 
 
+def test_uncached_reads_pin_the_etag_too(s3fake, make_mount, tmp_path):
+    """With the cache disk full, reads are answered from memory; those
+    range requests carry If-Match with the pinned ETag as well, so an
+    object overwritten meanwhile gives EIO, never mixed bytes."""
+    s3fake.bucket("u")
+    data = randbytes(6 * MiB, seed=9)
+    etag = '"6f0c36a9b5bd1bb20f1e5d2f0e8a7c11"'
+    s3fake.put("u", "w.bin", data, etag=etag)
+    cache = tmp_path / "small-cache"
+    cache.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700",
+                        "tmpfs", str(cache)], capture_output=True,
+                       text=True, timeout=30)
+    if r.returncode:
+        pytest.skip(f"cannot mount a small tmpfs: {r.stderr.strip()}")
+    try:
+        mount = make_mount(cache=cache)
+        mount.start("s3://u", [f"endpoint={s3fake.url}", "chunk_size=1M",
+                               "readahead=0"], env=clean_env(tmp_path))
+        mount.allow(r"hollowfs warning: .*(No space left|disk|full)",
+                    r"changed on the server", r"read failed for 'w\.bin'",
+                    r"HTTP 412")
+        with open(mount.path("w.bin"), "rb") as f:
+            assert os.pread(f.fileno(), MiB, 4 * MiB) == \
+                data[4 * MiB:5 * MiB]
+            first = len(s3fake.log)
+            assert os.pread(f.fileno(), MiB, 5 * MiB) == data[5 * MiB:]
+            gets = [e for e in s3fake.log if e["path"] == "/u/w.bin"]
+            assert gets and all(e["headers"].get("if-match") == etag
+                                for e in gets), gets
+            s3fake.put("u", "w.bin", data, etag='"0000"')
+            expect_errno(errno.EIO, os.pread, f.fileno(), 4096, 3 * MiB)
+        assert any(e["headers"].get("if-match") == etag
+                   for e in s3fake.log[first:])
+        mount.umount()
+    finally:
+        subprocess.run(["umount", "-l", str(cache)], capture_output=True,
+                       timeout=30)
+
+
 def test_access_denied_names_credentials(s3fake, make_mount, tmp_path):
     s3fake.bucket("priv", private=True)
     rc, lines = run_failing_mount(make_mount(), "s3://priv",
