@@ -328,6 +328,21 @@ out:
 	return err;
 }
 
+/* Folder name of top as a DIR, never through a link; NULL if it is not
+ * one or cannot be opened (the walks skip it). */
+static DIR *subdir_open(DIR *top, const char *name)
+{
+	int fd = openat(dirfd(top), name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (!d)
+		close(fd);
+	return d;
+}
 /* Every KEY/VERSION.json under snapshots/. */
 static int snapshots_walk(struct cmd_files *f, struct cache *c,
 			  const struct cmd_args *a, const char *source,
@@ -350,19 +365,11 @@ static int snapshots_walk(struct cmd_files *f, struct cache *c,
 		return -ENOMEM;
 	}
 	while (!err && (kd = readdir(top))) {
-		int fd;
-
 		if (kd->d_name[0] == '.')
 			continue;
-		fd = openat(dirfd(top), kd->d_name,
-			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
+		sub = subdir_open(top, kd->d_name);
+		if (!sub)
 			continue;
-		sub = fdopendir(fd);
-		if (!sub) {
-			close(fd);
-			continue;
-		}
 		while (!err && (vd = readdir(sub))) {
 			size_t n = strlen(vd->d_name);
 
@@ -423,19 +430,11 @@ static int unnamed_walk(struct cmd_files *f, struct cache *c)
 			named[nnamed++] = f->v[i].hex;
 	qsort(named, nnamed, sizeof(*named), cmp_hex);
 	while (!err && (fd_ent = readdir(top))) {
-		int fd;
-
 		if (strlen(fd_ent->d_name) != 2)
 			continue;
-		fd = openat(dirfd(top), fd_ent->d_name,
-			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
+		sub = subdir_open(top, fd_ent->d_name);
+		if (!sub)
 			continue;
-		sub = fdopendir(fd);
-		if (!sub) {
-			close(fd);
-			continue;
-		}
 		while (!err && (bd = readdir(sub))) {
 			const char *key = bd->d_name;
 			struct stat st;

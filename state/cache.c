@@ -132,40 +132,14 @@ uint64_t cache_nonce(void)
 	return XXH3_64bits(&seed, sizeof(seed));
 }
 
-int write_file_atomic(const char *path, const void *buf, size_t len)
-{
-	char tmp[PATH_MAX];
-	int fd = -1, err, tries;
-
-	for (tries = 0; tries < 16; tries++) {
-		err = path_fmt(tmp, sizeof(tmp), "%s.tmp.%016llx", path,
-			       (unsigned long long)cache_nonce());
-		if (err)
-			return err;
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			  EXPORT_FILE_MODE);
-		if (fd >= 0 || errno != EEXIST)
-			break;
-	}
-	if (fd < 0)
-		return -errno;
-	err = pwrite_all(fd, buf, len, 0);
-	if (!err && fsync(fd) < 0)
-		err = -errno;
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err) {
-		unlink(tmp);
-		return err;
-	}
-	/* The rename is durable only once its folder is. */
-	return fsync_parent(path);
-}
-
-int write_file_atomic_at(int dirfd, const char *name, const void *buf,
-			 size_t len)
+/*
+ * Writes name in dirfd through name.tmp.RANDOM (made with O_EXCL, so
+ * never through a link), fsynced, then renamed over name, which replaces
+ * whatever name was, a planted link included. The caller makes the
+ * rename durable by syncing dirfd.
+ */
+static int write_atomic_in(int dirfd, const char *name, mode_t mode,
+			   const void *buf, size_t len)
 {
 	char tmp[NAME_MAX + 1];
 	int fd = -1, err, tries;
@@ -175,11 +149,10 @@ int write_file_atomic_at(int dirfd, const char *name, const void *buf,
 			       (unsigned long long)cache_nonce());
 		if (err)
 			return err;
-		/* O_EXCL never follows a link; O_NOFOLLOW says so twice. */
 		fd = openat(dirfd, tmp,
 			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 				    O_CLOEXEC,
-			    FILE_MODE);
+			    mode);
 		if (fd >= 0 || errno != EEXIST)
 			break;
 	}
@@ -190,17 +163,51 @@ int write_file_atomic_at(int dirfd, const char *name, const void *buf,
 		err = -errno;
 	if (close(fd) < 0 && !err)
 		err = -errno;
-	/* rename replaces whatever name is, a planted link included. */
 	if (!err && renameat(dirfd, tmp, dirfd, name) < 0)
 		err = -errno;
-	if (err) {
+	if (err)
 		unlinkat(dirfd, tmp, 0);
+	return err;
+}
+
+/* The rename is durable only once its folder is. */
+static int sync_dir(int dirfd)
+{
+	return fsync(dirfd) < 0 && errno != EINVAL ? -errno : 0;
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int dfd, err;
+
+	if (!slash)
+		err = path_fmt(dir, sizeof(dir), ".");
+	else if (slash == path)
+		err = path_fmt(dir, sizeof(dir), "/");
+	else
+		err = path_fmt(dir, sizeof(dir), "%.*s", (int)(slash - path),
+			       path);
+	if (err)
 		return err;
-	}
-	/* The rename is durable only once its folder is. */
-	if (fsync(dirfd) < 0 && errno != EINVAL)
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
 		return -errno;
-	return 0;
+	err = write_atomic_in(dfd, slash ? slash + 1 : path, EXPORT_FILE_MODE,
+			      buf, len);
+	if (!err)
+		err = sync_dir(dfd);
+	close(dfd);
+	return err;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *buf,
+			 size_t len)
+{
+	int err = write_atomic_in(dirfd, name, FILE_MODE, buf, len);
+
+	return err ? err : sync_dir(dirfd);
 }
 
 /* Reads a whole regular file of at most max_len bytes, NUL-terminated:
