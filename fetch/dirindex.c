@@ -466,67 +466,111 @@ static int add_entry(struct builder *b, const char *name, size_t len,
 
 /* ---- nginx JSON autoindex --------------------------------------------- */
 
+/* The index of the first byte of body[pos, len) that is not JSON white
+ * space (len if none). */
+static size_t json_skip_ws(const char *body, size_t len, size_t pos)
+{
+	while (pos < len && (body[pos] == ' ' || body[pos] == '\t' ||
+			     body[pos] == '\n' || body[pos] == '\r'))
+		pos++;
+	return pos;
+}
+
+/* One element of the listing array: added unless it is not a file or a
+ * folder, or the index is already full. */
+static int json_item(struct builder *b, const json_t *item)
+{
+	json_t *jname = json_object_get(item, "name");
+	json_t *jtype = json_object_get(item, "type");
+	json_t *jmtime = json_object_get(item, "mtime");
+	json_t *jsize = json_object_get(item, "size");
+	int64_t size = DIRINDEX_SIZE_UNKNOWN;
+	int64_t mtime = DIRINDEX_MTIME_UNKNOWN;
+	const char *type;
+	bool is_dir;
+
+	if (b->d->truncated || !json_is_string(jname) || !json_is_string(jtype))
+		return 0;
+	type = json_string_value(jtype);
+	if (!strcmp(type, "directory"))
+		is_dir = true;
+	else if (!strcmp(type, "file"))
+		is_dir = false;
+	else
+		return 0; /* "other": sockets, devices... */
+	if (json_is_string(jmtime) &&
+	    dirindex_parse_date(json_string_value(jmtime),
+				json_string_length(jmtime), &mtime))
+		mtime = DIRINDEX_MTIME_UNKNOWN;
+	if (!is_dir && json_is_integer(jsize) && json_integer_value(jsize) >= 0)
+		size = (int64_t)json_integer_value(jsize);
+	return add_entry(b, json_string_value(jname), json_string_length(jname),
+			 is_dir, size, mtime);
+}
+
+/*
+ * The top-level array is walked here and its elements decoded one at a
+ * time (JSON_DISABLE_EOF_CHECK: jansson stops after one value and says
+ * how many bytes it read), so a listing of 100,000 files never exists as
+ * a whole jansson tree (about 800 bytes an entry, several times the
+ * index). The whole body is still checked: a malformed element or
+ * trailing garbage anywhere is -EBADMSG, as for json_loadb of the whole.
+ */
 int dirindex_parse_json(const char *body, size_t len, const char *folder_url,
 			size_t max_entries, struct dirindex **out)
 {
+	const size_t flags = JSON_ALLOW_NUL | JSON_DISABLE_EOF_CHECK |
+			     JSON_DECODE_ANY;
 	struct builder b = { .folder_url = folder_url, .max_raw = max_entries };
 	json_error_t jerr;
-	json_t *root, *item;
-	size_t i;
+	json_t *item;
+	size_t pos;
 	int err;
 
 	*out = NULL;
-	root = json_loadb(body, len, JSON_ALLOW_NUL, &jerr);
-	if (!root)
+	pos = json_skip_ws(body, len, 0);
+	if (pos == len || body[pos] != '[')
 		return -EBADMSG;
-	if (!json_is_array(root)) {
-		err = -EBADMSG;
-		goto out_root;
-	}
 	err = dirindex_new(&b.d);
 	if (err)
-		goto out_root;
-	json_array_foreach(root, i, item)
-	{
-		json_t *jname = json_object_get(item, "name");
-		json_t *jtype = json_object_get(item, "type");
-		json_t *jmtime = json_object_get(item, "mtime");
-		json_t *jsize = json_object_get(item, "size");
-		int64_t size = DIRINDEX_SIZE_UNKNOWN;
-		int64_t mtime = DIRINDEX_MTIME_UNKNOWN;
-		const char *type;
-		bool is_dir;
-
-		if (!json_is_string(jname) || !json_is_string(jtype))
-			continue;
-		type = json_string_value(jtype);
-		if (!strcmp(type, "directory"))
-			is_dir = true;
-		else if (!strcmp(type, "file"))
-			is_dir = false;
-		else
-			continue; /* "other": sockets, devices... */
-		if (json_is_string(jmtime) &&
-		    dirindex_parse_date(json_string_value(jmtime),
-					json_string_length(jmtime), &mtime))
-			mtime = DIRINDEX_MTIME_UNKNOWN;
-		if (!is_dir && json_is_integer(jsize) &&
-		    json_integer_value(jsize) >= 0)
-			size = (int64_t)json_integer_value(jsize);
-		err = add_entry(&b, json_string_value(jname),
-				json_string_length(jname), is_dir, size, mtime);
-		if (err)
+		return err;
+	pos = json_skip_ws(body, len, pos + 1);
+	if (pos < len && body[pos] == ']') /* an empty folder */
+		pos = json_skip_ws(body, len, pos + 1);
+	else
+		for (;;) {
+			item = json_loadb(body + pos, len - pos, flags, &jerr);
+			if (!item || jerr.position <= 0) {
+				json_decref(item);
+				err = -EBADMSG;
+				goto out_free;
+			}
+			pos += (size_t)jerr.position;
+			err = json_item(&b, item);
+			json_decref(item);
+			if (err)
+				goto out_free;
+			pos = json_skip_ws(body, len, pos);
+			if (pos < len && body[pos] == ',') {
+				pos = json_skip_ws(body, len, pos + 1);
+				continue;
+			}
+			if (pos < len && body[pos] == ']') {
+				pos = json_skip_ws(body, len, pos + 1);
+				break;
+			}
+			err = -EBADMSG;
 			goto out_free;
-		if (b.d->truncated)
-			break;
+		}
+	if (pos != len) { /* trailing bytes after the array */
+		err = -EBADMSG;
+		goto out_free;
 	}
 	warn_finish(&b);
 	*out = b.d;
 	b.d = NULL;
 out_free:
 	dirindex_free(b.d);
-out_root:
-	json_decref(root);
 	return err;
 }
 

@@ -54,6 +54,15 @@
 #define LOW_SPEED_BPS 1024 /* slower over a stall window: cut, retried */
 #define FAIL_MEMORY_MS 2000 /* see fail_recall() */
 #define FAIL_RECORDS 32
+/* A job of a blob whose server has not said yet whether it honours Range
+ * waits this long while its first request is out. */
+#define RANGES_WAIT_MS 5
+/* ...for at most this long after that request started. */
+#define RANGES_PROBE_MS 300
+/* -o prefetch_rate: no more background transfers run than give each
+ * this share of the cap, far above LOW_SPEED_BPS. */
+#define BG_MIN_SHARE_BPS (256u << 10)
+#define BG_BURST_MS 100 /* the cap's bucket holds this long's bytes */
 /* SigV4 for S3 signs the payload: ours is always empty (GET, HEAD). */
 #define AMZ_EMPTY_SHA256         \
 	"x-amz-content-sha256: " \
@@ -126,6 +135,7 @@ struct xfer {
 	int err; /* set by a callback: the cause of an abort */
 	bool fatal; /* err is not worth a retry */
 	uint64_t range_last; /* blob 206: last byte its Content-Range names */
+	bool bg_paused; /* background blob: paused (rate cap, demand) */
 	char why[256]; /* why a callback aborted, for the log, or "" */
 	char *h_location, *h_content_range, *h_etag;
 	char *h_content_encoding, *h_transfer_encoding;
@@ -178,6 +188,12 @@ struct engine {
 	struct xfer *submitted; /* protected by lock */
 	_Atomic bool stop;
 	struct sched *_Atomic sched;
+	_Atomic uint64_t bg_rate; /* background cap, bytes/s; 0: none */
+	int64_t bg_tokens; /* engine thread: bytes background may take */
+	uint64_t bg_refill_ms; /* engine thread: bg_tokens' last refill */
+	bool bg_paused_any; /* engine thread: some xfer is bg_paused */
+	bool bg_yield; /* engine thread: a demand transfer runs */
+	unsigned int bg_turn; /* engine thread: who is unpaused first */
 
 	/* engine thread only */
 	struct sched_waiter *fire; /* satisfied in callbacks, to call */
@@ -497,6 +513,44 @@ static bool stream_idle(const struct xfer *x)
 }
 
 /*
+ * True when a transfer of fb's bytes started less than RANGES_PROBE_MS
+ * ago and is running (its first answer, which says whether the server
+ * honours Range, is near). One that stalls or waits to retry holds up
+ * no other request of the file.
+ */
+static bool blob_probe_running(const struct engine *e, struct fblob *fb)
+{
+	uint64_t now = clock_now_ms();
+	bool young = false, old = false;
+
+	for (struct xfer *o = e->active; o; o = o->next) {
+		if (o->kind != XFER_BLOB || o->job.fb != fb)
+			continue;
+		if (now - o->good_ms < RANGES_PROBE_MS)
+			young = true;
+		else
+			old = true;
+	}
+	if (old) /* no answer in time: wait no more for this file */
+		sched_blob_set_ranges(fb, 3);
+	return young && !old;
+}
+
+/* True when another whole-file stream of x's file is further on. */
+static bool stream_behind_another(const struct xfer *x)
+{
+	struct xfer *lists[2] = { x->e->active, x->e->waiting };
+
+	for (int i = 0; i < 2; i++)
+		for (struct xfer *o = lists[i]; o; o = o->next)
+			if (o != x && o->kind == XFER_BLOB && o->stream &&
+			    !o->handed_over && o->job.fb == x->job.fb &&
+			    o->spos > x->spos)
+				return true;
+	return false;
+}
+
+/*
  * The try of a stream is over: the chunk it claimed in passing goes back
  * (requeued with err 0, so a reader who came to wait on it meanwhile is
  * served by the next try; failed with err), and the next try starts
@@ -627,6 +681,7 @@ static int blob_validate(struct xfer *x)
 			return -EPROTO;
 		}
 		x->range_last = b;
+		sched_blob_set_ranges(j->fb, 1);
 	} else {
 		curl_off_t cl = -1;
 
@@ -647,6 +702,7 @@ static int blob_validate(struct xfer *x)
 			return -ESTALE;
 		}
 		whole = true;
+		sched_blob_set_ranges(j->fb, 2);
 	}
 	if (!j->pinned && !j->etag && x->h_etag && s) {
 		sched_learn_etag(s, j->fb, x->h_etag);
@@ -698,6 +754,10 @@ static bool stream_decide(struct xfer *x, uint64_t idx)
 		}
 	}
 	x->own = OWN_SKIP;
+	/* Nothing of its own left, behind another stream of the file: that
+	 * one passes (and claims) everything from here on. */
+	if (stream_idle(x) && stream_behind_another(x))
+		return false;
 	if (fblob_all_done(j->fb, idx, idx))
 		return !stream_idle(x) ||
 		       !fblob_all_done(j->fb, idx, job_nchunks(j) - 1);
@@ -799,6 +859,8 @@ fail:
  * stream, stream_write). Returning less than len makes curl abort the
  * transfer.
  */
+static bool background_take(struct xfer *x, size_t len);
+
 static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct xfer *x = ud;
@@ -808,6 +870,8 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	size_t left = len;
 	int err;
 
+	if (!background_take(x, len))
+		return CURL_WRITEFUNC_PAUSE; /* delivered again on unpause */
 	x->progress_ms = clock_now_ms();
 	if (!x->validated) {
 		err = blob_validate(x);
@@ -1038,6 +1102,7 @@ static int xfer_start(struct engine *e, struct xfer *x)
 		return -EIO;
 	}
 	x->easy = c;
+	x->bg_paused = false;
 	x->progress_ms = clock_now_ms();
 	if (!x->good_ms)
 		x->good_ms = x->progress_ms; /* the budget starts */
@@ -1214,6 +1279,10 @@ static enum hlog_level fail_level(const struct xfer *x, int err)
 	 * nobody is owed a line. */
 	if (err == -ECANCELED)
 		return HLOG_DEBUG;
+	/* Fetched ahead or in the background: no reader waits on it (one
+	 * who comes to want it asks again, and hears of it then). */
+	if (x->job.prio != SCHED_DEMAND)
+		return HLOG_INFO;
 	/* A full cache disk: the read is answered uncached (fs/ops.c). */
 	return err == -ENOSPC || err == -EDQUOT ? HLOG_WARN : HLOG_ERR;
 }
@@ -1517,6 +1586,142 @@ static int blob_xfer_new(struct engine *e, struct fetch_job *job,
 	return 0;
 }
 
+static bool xfer_is_background(const struct xfer *x)
+{
+	return x->kind == XFER_BLOB && x->job.prio == SCHED_BACKGROUND;
+}
+
+static int background_count(const struct engine *e)
+{
+	const struct xfer *x;
+	int n = 0;
+
+	for (x = e->active; x; x = x->next)
+		n += xfer_is_background(x);
+	return n;
+}
+
+/*
+ * Background transfers yield to demand and keep under -o prefetch_rate
+ * by pausing: their write callback returns CURL_WRITEFUNC_PAUSE (libcurl
+ * keeps those bytes and hands them over again on unpause; the server
+ * stops sending once the socket's window is full), and
+ * engine_pace_background unpauses them.
+ *  - Demand: while a SCHED_DEMAND transfer runs, every background one is
+ *    paused, so a parked read does not share the link with a dozen
+ *    background streams (it got a 1/13 share of it at 20 ms RTT before:
+ *    0.1-0.36 s per 4 KiB read instead of about 0.05).
+ *  - The cap: one token bucket for all background transfers, filled at
+ *    the cap and holding BG_BURST_MS of it; a callback takes its bytes,
+ *    and pauses its transfer while the bucket is empty. (Tried first:
+ *    CURLOPT_MAX_RECV_SPEED_LARGE, shared out among them. libcurl 7.88
+ *    checks it only between reads, and one read loop takes a whole 4 MiB
+ *    run on a fast link: nothing was slowed.)
+ * A paused transfer is held, not stalled: its stall, trickle and budget
+ * clocks restart while we hold it. Demand and readahead transfers never
+ * wait; a chunk a reader comes to need while a background transfer has
+ * it waits with that transfer. Engine thread.
+ */
+static bool background_take(struct xfer *x, size_t len)
+{
+	struct engine *e = x->e;
+
+	if (!xfer_is_background(x))
+		return true;
+	if (!e->bg_yield) {
+		if (!atomic_load(&e->bg_rate))
+			return true;
+		if (e->bg_tokens > 0) {
+			e->bg_tokens -= (int64_t)len;
+			return true;
+		}
+	}
+	x->bg_paused = true;
+	e->bg_paused_any = true;
+	return false;
+}
+
+/* A paused transfer's clocks restart: pausing is not stalling. */
+static void xfer_hold(struct xfer *x, uint64_t now)
+{
+	x->progress_ms = now;
+	x->win_ms = now;
+	x->win_rx = x->rx;
+	x->good_ms = now;
+	x->credit_rx = x->rx;
+}
+
+static void engine_pace_background(struct engine *e, int *next_ms)
+{
+	uint64_t rate = atomic_load(&e->bg_rate), now = clock_now_ms();
+	int64_t burst = (int64_t)(rate * BG_BURST_MS / 1000);
+	unsigned int n = 0, i, first, pass;
+	struct xfer *x;
+	int ms;
+
+	e->bg_yield = false;
+	for (x = e->active; x; x = x->next) {
+		if (x->kind == XFER_BLOB && x->job.prio == SCHED_DEMAND)
+			e->bg_yield = true;
+		if (x->bg_paused) {
+			xfer_hold(x, now);
+			n++;
+		}
+	}
+	if (rate && e->bg_refill_ms)
+		e->bg_tokens +=
+			(int64_t)((now - e->bg_refill_ms) * rate / 1000);
+	e->bg_refill_ms = now;
+	if (burst < RECV_BUFFER_BYTES)
+		burst = RECV_BUFFER_BYTES;
+	if (e->bg_tokens > burst)
+		e->bg_tokens = burst;
+	if (!e->bg_paused_any || e->bg_yield)
+		return; /* a demand transfer's end wakes the loop */
+	if (rate && e->bg_tokens <= 0) {
+		ms = (int)((uint64_t)-e->bg_tokens * 1000 / rate) + 1;
+		if (*next_ms < 0 || ms < *next_ms)
+			*next_ms = ms;
+		return;
+	}
+	/* The first one unpaused takes the bucket (libcurl hands it its
+	 * bytes at once): a different one first each time, for fairness. */
+	e->bg_paused_any = false;
+	first = n ? e->bg_turn++ % n : 0;
+	for (pass = 0; pass < 2; pass++) {
+		i = 0;
+		for (x = e->active; x; x = x->next) {
+			if (!x->bg_paused)
+				continue;
+			if ((i++ >= first) != !pass)
+				continue;
+			x->bg_paused = false;
+			curl_easy_pause(x->easy, CURLPAUSE_CONT);
+		}
+	}
+}
+
+/* Room for one more background transfer under the cap. */
+static bool background_room(const struct engine *e)
+{
+	uint64_t rate = atomic_load(&e->bg_rate), most;
+
+	if (!rate)
+		return true;
+	most = rate / BG_MIN_SHARE_BPS;
+	if (most < 1)
+		most = 1;
+	if (most > (uint64_t)e->o.connections)
+		most = (uint64_t)e->o.connections;
+	return (uint64_t)background_count(e) < most;
+}
+
+void engine_set_background_rate(struct engine *e, uint64_t bytes_per_s)
+{
+	atomic_store(&e->bg_rate, bytes_per_s);
+	curl_multi_wakeup(e->multi);
+}
+
 static void engine_pull_jobs(struct engine *e, int *next_ms)
 {
 	struct sched *s = atomic_load(&e->sched);
@@ -1525,7 +1730,8 @@ static void engine_pull_jobs(struct engine *e, int *next_ms)
 	if (!s)
 		return;
 	while (e->nactive < e->o.connections && !atomic_load(&e->stop)) {
-		bool background = e->nactive < e->o.connections - reserve;
+		bool background = e->nactive < e->o.connections - reserve &&
+				  background_room(e);
 		const struct fail_rec *rec;
 		struct fetch_job job;
 		struct xfer *x, *o;
@@ -1551,6 +1757,12 @@ static void engine_pull_jobs(struct engine *e, int *next_ms)
 		o = stream_find(e, job.fb, job.first, NULL);
 		if (o && !stream_add_ride(o, &job, job.first))
 			continue; /* the stream will pass them */
+		if (!sched_blob_ranges(job.fb) &&
+		    blob_probe_running(e, job.fb)) {
+			/* Its first answer says whether Range works. */
+			sched_job_defer(s, &job, RANGES_WAIT_MS);
+			continue;
+		}
 		err = blob_xfer_new(e, &job, &x);
 		if (!err && rec)
 			x->good_ms = rec->good_ms;
@@ -1732,6 +1944,7 @@ static void *engine_main(void *arg)
 		engine_reap(e, &next_ms);
 		engine_start_waiting(e, &next_ms);
 		engine_pull_jobs(e, &next_ms);
+		engine_pace_background(e, &next_ms);
 		if (next_ms < 0 || next_ms > IDLE_POLL_MS)
 			next_ms = IDLE_POLL_MS;
 		curl_multi_poll(e->multi, NULL, 0, next_ms, NULL);

@@ -161,4 +161,8 @@ struct engine_stats {
 };
 void engine_get_stats(struct engine *e, struct engine_stats *st);
 
+/* -o prefetch_rate: SCHED_BACKGROUND transfers together receive at most
+ * bytes_per_s (0: no cap). Any thread, any time. */
+void engine_set_background_rate(struct engine *e, uint64_t bytes_per_s);
+
 #endif

@@ -92,6 +92,21 @@ void sched_set_redirect(struct sched *s, struct fblob *fb, const char *url);
 /* Records the ETag first seen for a blob with none expected. */
 void sched_learn_etag(struct sched *s, struct fblob *fb, const char *etag);
 
+/*
+ * Whether fb's server honours Range: 0 unknown (no answer yet), 1 yes (a
+ * 206 came), 2 no (a 200 of the whole file came), 3 unknown but no
+ * longer waited for (the first request got no answer in time). While 0 the
+ * engine keeps one request of the blob in flight, so that a server that
+ * ignores Range is found out once, not by every request of a readahead
+ * window each reading the whole file. Engine thread; atomic.
+ */
+int sched_blob_ranges(struct fblob *fb);
+void sched_blob_set_ranges(struct fblob *fb, int v);
+
+/* The job goes back to the queue untouched, not to be taken again for
+ * delay_ms (a Range answer is awaited). */
+void sched_job_defer(struct sched *s, struct fetch_job *job, int delay_ms);
+
 /* True once sched_fail_blob was called for fb (or shutdown began). */
 bool sched_blob_cancelled(struct fblob *fb);
 

@@ -35,6 +35,7 @@
 #include <xxhash.h>
 
 #include "fetch/engine.h"
+#include "fetch/evictor.h"
 #include "fetch/fetch_i.h"
 #include "fetch/http.h"
 #include "fetch/work.h"
@@ -43,6 +44,8 @@
 #include "state/chunkmap.h"
 #include "state/clock.h"
 #include "state/hlog.h"
+#include "state/peek.h"
+#include "state/sidecar.h"
 #include "state/units.h"
 #include "state/verify.h"
 
@@ -54,6 +57,17 @@
 #define LOCAL_MAX_INFLIGHT 8 /* file:// copy jobs queued or running */
 #define COPY_BLOCK_BYTES (1u << 20) /* file:// copies read by 1 MiB */
 #define WORKERS_DEFAULT 4
+#define OPEN_BLOBS_DEFAULT 256
+#define IDLE_CLOSE_MS_DEFAULT 10000
+/* How long sched_open waits for the saver to close an idle blob when
+ * max_open_blobs are open. */
+#define OPEN_WAIT_MS 5000
+/* How often the engine looks again while new chunks wait for the
+ * evictor. */
+#define EVICT_POLL_MS 20
+/* A file whose write failed for lack of space again this soon after an
+ * eviction is read uncached rather than retried. */
+#define NOSPACE_RETRY_MS 2000
 
 enum waiter_state { W_PENDING, W_FIRING, W_CANCELLED };
 
@@ -84,8 +98,13 @@ enum verify_state {
 
 struct fblob {
 	struct sched *s;
-	struct fblob *next; /* in s->blobs or s->closing */
+	struct fblob *next; /* in s->blobs */
 	int refs; /* s->lock */
+	/* s->lock: monotonic ms + 1 when refs last reached 0 (the blob is
+	 * idle: open only for whoever wants it next), 0 when it was looked
+	 * up since. Only a lookup clears it: the saver's own short
+	 * references leave it alone. */
+	uint64_t idle_ms;
 	struct blob *b; /* owned; read-only fields */
 	char *url, *auth, *name; /* owned, immutable */
 	char *aws_sigv4, *userpwd; /* owned, immutable; may be NULL */
@@ -104,7 +123,17 @@ struct fblob {
 	 * s->lock; vctx belongs to the one verify job (vstate QUEUED). */
 	uint64_t vhashed;
 	struct verify_ctx *vctx;
-	_Atomic int replies; /* splice replies from the data file running */
+	/* Splice replies from the data file running, counted by the parity
+	 * of rgen when they began: a punch or a discard bumps rgen and waits
+	 * for the count of the old parity to drain (fblob_reply_begin). */
+	_Atomic unsigned int rgen;
+	_Atomic int rcount[2];
+	/* Per chunk: s->read_seq at its last read (0: never read), for the
+	 * least-recently-read order of punching; relaxed. */
+	_Atomic uint32_t *last_read;
+	bool punching; /* s->lock: the evictor is punching chunks of it */
+	_Atomic int ranges; /* sched_blob_ranges (fetch/fetch_i.h) */
+	uint64_t nospace_ms; /* s->lock: last ENOSPC retry, ms + 1, or 0 */
 	/* Chunks another process has held since a time (s->lock); nstuck is
 	 * atomic so that claims check it without the lock. */
 	struct stuck {
@@ -126,8 +155,13 @@ struct sched {
 	struct engine *engine;
 
 	pthread_mutex_t lock;
-	struct fblob *blobs; /* open; lock */
-	struct fblob *closing; /* refs reached 0; lock */
+	struct fblob *blobs; /* open, in use or idle; lock */
+	size_t nopen; /* lock: blobs open or being opened or closed */
+	_Atomic uint32_t read_seq; /* reads noted, for last_read */
+	_Atomic uint64_t inflight_bytes; /* of chunks claimed, not written */
+	struct evictor *ev; /* the cache's size limit, or NULL; set once */
+	bool close_requested; /* lock: nopen passed the soft bound */
+	pthread_cond_t closed_cond; /* with lock: an idle blob was closed */
 	struct qent *q[3]; /* per priority, FIFO; lock */
 	struct qent **qtail[3];
 
@@ -197,6 +231,8 @@ void sched_opts_default(struct sched_opts *o)
 	o->max_run_chunks = 4;
 	o->save_interval_ms = 1000;
 	o->workers = WORKERS_DEFAULT;
+	o->max_open_blobs = OPEN_BLOBS_DEFAULT;
+	o->idle_close_ms = IDLE_CLOSE_MS_DEFAULT;
 }
 
 struct blob *fblob_blob(const struct fblob *fb)
@@ -235,18 +271,62 @@ bool fblob_servable(const struct fblob *fb, uint64_t first, uint64_t last)
 	return chunkmap_all_done(fb->b->map, first, last) && !fblob_held(fb);
 }
 
-bool fblob_reply_begin(struct fblob *fb)
+/*
+ * A reply counts itself under the parity of rgen it saw, checking rgen
+ * again after counting: a punch that bumped rgen in between is waiting
+ * for the old parity, and this reply retries under the new one. Then it
+ * checks its chunks are still DONE: one that a punch took (set INFLIGHT
+ * before its bump) is not, so no reply ever reads a punched hole.
+ */
+bool fblob_reply_begin(struct fblob *fb, uint64_t first, uint64_t last,
+		       int *token)
 {
-	atomic_fetch_add(&fb->replies, 1);
-	if (!atomic_load(&fb->fatal_err))
+	unsigned int g;
+
+	for (;;) {
+		g = atomic_load(&fb->rgen);
+		atomic_fetch_add(&fb->rcount[g & 1], 1);
+		if (atomic_load(&fb->rgen) == g)
+			break;
+		atomic_fetch_sub(&fb->rcount[g & 1], 1);
+	}
+	*token = (int)(g & 1);
+	if (!atomic_load(&fb->fatal_err) &&
+	    chunkmap_all_done(fb->b->map, first, last))
 		return true;
-	atomic_fetch_sub(&fb->replies, 1);
+	atomic_fetch_sub(&fb->rcount[g & 1], 1);
 	return false;
 }
 
-void fblob_reply_end(struct fblob *fb)
+/* Waits (up to timeout_ms) for the replies begun before this call to
+ * end; new ones see what the caller changed before calling. */
+static void replies_drain(struct fblob *fb, int timeout_ms)
 {
-	atomic_fetch_sub(&fb->replies, 1);
+	unsigned int old = atomic_fetch_add(&fb->rgen, 1);
+	uint64_t deadline = clock_now_ms() + (uint64_t)timeout_ms;
+	struct timespec ms = { 0, 1000000 };
+
+	while (atomic_load(&fb->rcount[old & 1]) && clock_now_ms() < deadline)
+		nanosleep(&ms, NULL);
+}
+
+void fblob_note_read(struct fblob *fb, uint64_t first, uint64_t last)
+{
+	uint32_t seq = atomic_fetch_add_explicit(&fb->s->read_seq, 1,
+						 memory_order_relaxed) +
+		       1;
+	uint64_t i;
+
+	if (!seq) /* wrapped: 0 means never */
+		seq = 1;
+	for (i = first; i <= last && i < fb->b->nchunks; i++)
+		atomic_store_explicit(&fb->last_read[i], seq,
+				      memory_order_relaxed);
+}
+
+void fblob_reply_end(struct fblob *fb, int token)
+{
+	atomic_fetch_sub(&fb->rcount[token & 1], 1);
 }
 
 bool fblob_all_done(const struct fblob *fb, uint64_t first, uint64_t last)
@@ -294,6 +374,24 @@ const char *fblob_hash(const struct fblob *fb)
 	return fb->hash;
 }
 
+static uint64_t chunk_len(const struct fblob *fb, uint64_t idx)
+{
+	uint64_t off, len;
+
+	chunkmap_chunk_range(fb->b->map, idx, &off, &len);
+	return len;
+}
+
+int sched_blob_ranges(struct fblob *fb)
+{
+	return atomic_load(&fb->ranges);
+}
+
+void sched_blob_set_ranges(struct fblob *fb, int v)
+{
+	atomic_store(&fb->ranges, v);
+}
+
 bool sched_blob_cancelled(struct fblob *fb)
 {
 	return atomic_load(&fb->fatal_err) != 0 ||
@@ -327,6 +425,7 @@ static void fblob_destroy(struct fblob *fb)
 	free(fb->etag);
 	free(fb->redirect);
 	free(fb->qprio);
+	free(fb->last_read);
 	free(fb->hash_kind);
 	free(fb->hash);
 	free(fb->local_path);
@@ -355,8 +454,18 @@ static void fblob_unlink_locked(struct sched *s, struct fblob *fb)
 	}
 }
 
-/* The last reference goes: the saver thread saves and frees it, so the
- * caller (a FUSE worker, the engine) never waits for an fsync. */
+/* The soft bound of open blobs: past it the saver closes idle ones. */
+static size_t open_soft_max(const struct sched *s)
+{
+	return s->o.max_open_blobs - s->o.max_open_blobs / 4;
+}
+
+/*
+ * The last reference goes: the blob stays open, idle, for whoever wants
+ * it next, until the saver closes it (idle for idle_close_ms, or least
+ * recently used first when more than the soft bound are open), so the
+ * caller (a FUSE worker, the engine) never waits for an fsync.
+ */
 void fblob_put(struct fblob *fb)
 {
 	struct sched *s;
@@ -365,32 +474,140 @@ void fblob_put(struct fblob *fb)
 		return;
 	s = fb->s;
 	sched_lock(s);
-	if (--fb->refs == 0) {
-		fblob_unlink_locked(s, fb);
-		fb->next = s->closing;
-		s->closing = fb;
+	if (--fb->refs == 0 && !fb->idle_ms) {
+		fb->idle_ms = clock_now_ms() + 1;
+		if (s->nopen > open_soft_max(s) && !s->close_requested) {
+			s->close_requested = true;
+			pthread_cond_signal(&s->saver_cond);
+		}
+	}
+	sched_unlock(s);
+}
+
+/* A reference to an open blob found by name: no longer idle. */
+static void fblob_revive_locked(struct sched *s, struct fblob *fb)
+{
+	assert_locked(s);
+	fb->refs++;
+	fb->idle_ms = 0;
+}
+
+/*
+ * Counts a blob about to be opened. At the hard bound (max_open_blobs:
+ * what the descriptor limit allows) it asks the saver to close idle
+ * blobs and waits for one to go, up to OPEN_WAIT_MS: -EMFILE when every
+ * open blob stays in use.
+ */
+static int open_slot_reserve(struct sched *s)
+{
+	uint64_t until = clock_now_ms() + OPEN_WAIT_MS, now;
+	int err = 0;
+
+	sched_lock(s);
+	while (s->nopen >= s->o.max_open_blobs) {
+		struct timespec ts;
+
+		now = clock_now_ms();
+		if (s->stopping || atomic_load(&s->shutdown)) {
+			err = -ECANCELED;
+			break;
+		}
+		if (now >= until) {
+			err = -EMFILE;
+			break;
+		}
+		s->close_requested = true;
+		pthread_cond_signal(&s->saver_cond);
+		ts = clock_deadline_in_ms((int)(until - now));
+		sched_cond_wait(s, &s->closed_cond, &ts);
+	}
+	if (!err)
+		s->nopen++;
+	if (s->nopen > open_soft_max(s) && !s->close_requested) {
+		s->close_requested = true;
 		pthread_cond_signal(&s->saver_cond);
 	}
 	sched_unlock(s);
+	if (err == -EMFILE)
+		hlog(HLOG_WARN, HLOG_SCHED,
+		     "%zu files are open and in use, as many as the "
+		     "descriptor limit allows: opening one more failed",
+		     (size_t)s->o.max_open_blobs);
+	return err;
+}
+
+static void open_slot_release(struct sched *s)
+{
+	sched_lock(s);
+	s->nopen--;
+	pthread_cond_broadcast(&s->closed_cond);
+	sched_unlock(s);
+}
+
+/* The name in the cache of t's blob, at this scheduler's chunk size. */
+static void target_hex(const struct sched *s, const struct fblob_target *t,
+		       char hex[33])
+{
+	blob_identity_hex(t->kind, t->content_id, t->size, s->o.chunk_size,
+			  hex);
+}
+
+/* The open fblob named hex, or NULL; s->lock held. */
+static struct fblob *find_locked(struct sched *s, const char *hex)
+{
+	struct fblob *it;
+
+	assert_locked(s);
+	for (it = s->blobs; it; it = it->next)
+		if (!strcmp(it->b->hex, hex))
+			return it;
+	return NULL;
+}
+
+int sched_peek(struct sched *s, const struct fblob_target *t,
+	       struct sched_peek *p)
+{
+	struct blob_peek bp;
+	struct fblob *fb;
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	target_hex(s, t, p->hex);
+	p->nchunks = chunk_count(t->size, s->o.chunk_size);
+	sched_lock(s);
+	fb = find_locked(s, p->hex);
+	if (fb) {
+		p->open = true;
+		p->done_bytes = fblob_done_bytes(fb);
+		p->done_count = fblob_done_count(fb);
+	}
+	sched_unlock(s);
+	if (p->open)
+		return 0;
+	err = blob_peek_open(s->cache, p->hex, false, &bp);
+	if (err)
+		return err;
+	if (bp.sc && bp.sc->nchunks == p->nchunks &&
+	    bp.sc->layout.file_size == t->size) {
+		p->done_bytes = blob_peek_done_bytes(&bp);
+		p->done_count = bp.sc->done_count;
+	}
+	blob_peek_release(&bp);
+	return 0;
 }
 
 /* Finds the open fblob of t's identity and takes a reference. */
 static bool sched_lookup(struct sched *s, const struct fblob_target *t,
 			 struct fblob **out)
 {
-	uint8_t identity[16];
 	char hex[33];
 	struct fblob *it;
 
-	cache_identity(t->kind, t->content_id, t->size, identity);
-	cache_identity_hex(identity, hex);
+	target_hex(s, t, hex);
 	sched_lock(s);
-	for (it = s->blobs; it; it = it->next) {
-		if (!strcmp(it->b->hex, hex)) {
-			it->refs++;
-			break;
-		}
-	}
+	it = find_locked(s, hex);
+	if (it)
+		fblob_revive_locked(s, it);
 	sched_unlock(s);
 	*out = it;
 	return it != NULL;
@@ -407,10 +624,18 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	*out = NULL;
 	if (sched_lookup(s, t, out))
 		return 0;
-	err = blob_open(s->cache, t->kind, t->content_id, t->size,
-			s->o.chunk_size, &b);
+	err = open_slot_reserve(s);
 	if (err)
 		return err;
+	err = blob_open(s->cache, t->kind, t->content_id, t->size,
+			s->o.chunk_size, &b);
+	if (err) {
+		open_slot_release(s);
+		/* No room for its files: make some for the next open. */
+		if ((err == -ENOSPC || err == -EDQUOT) && s->ev)
+			evictor_kick(s->ev);
+		return err;
+	}
 	fb = calloc(1, sizeof(*fb));
 	if (!fb) {
 		err = -ENOMEM;
@@ -427,6 +652,8 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	fb->name = strdup(t->name ? t->name : t->url);
 	fb->etag = t->etag ? strdup(t->etag) : NULL;
 	fb->qprio = malloc(b->nchunks ? b->nchunks : 1);
+	fb->last_read =
+		calloc(b->nchunks ? b->nchunks : 1, sizeof(*fb->last_read));
 	fb->pinned = t->pinned;
 	fb->local_path = t->local_path ? strdup(t->local_path) : NULL;
 	if (t->hash_kind && t->hash && verify_kind_known(t->hash_kind)) {
@@ -439,8 +666,9 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 					     verify_marked(b, t->hash_kind,
 							   t->hash));
 	}
-	if (!fb->url || !fb->name || !fb->qprio || (t->auth && !fb->auth) ||
-	    (t->etag && !fb->etag) || (t->local_path && !fb->local_path) ||
+	if (!fb->url || !fb->name || !fb->qprio || !fb->last_read ||
+	    (t->auth && !fb->auth) || (t->etag && !fb->etag) ||
+	    (t->local_path && !fb->local_path) ||
 	    (t->aws_sigv4 && !fb->aws_sigv4) || (t->userpwd && !fb->userpwd) ||
 	    (fb->hash_kind == NULL) != (fb->hash == NULL)) {
 		err = -ENOMEM;
@@ -449,15 +677,15 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	memset(fb->qprio, SCHED_BACKGROUND, b->nchunks ? b->nchunks : 1);
 
 	sched_lock(s);
-	for (it = s->blobs; it; it = it->next) {
-		if (!strcmp(it->b->hex, b->hex)) {
-			/* Opened meanwhile by another thread: share it. */
-			it->refs++;
-			sched_unlock(s);
-			*out = it;
-			err = 0;
-			goto out_fb; /* frees our copy, blob included */
-		}
+	it = find_locked(s, b->hex);
+	if (it) {
+		/* Opened meanwhile by another thread: share it. */
+		fblob_revive_locked(s, it);
+		s->nopen--; /* ours is freed below */
+		sched_unlock(s);
+		*out = it;
+		err = 0;
+		goto out_fb; /* frees our copy, blob included */
 	}
 	fb->next = s->blobs;
 	s->blobs = fb;
@@ -477,6 +705,7 @@ out_fb:
 		free(fb->name);
 		free(fb->etag);
 		free(fb->qprio);
+		free(fb->last_read);
 		free(fb->hash_kind);
 		free(fb->hash);
 		free(fb->local_path);
@@ -485,6 +714,8 @@ out_fb:
 	}
 out_blob:
 	blob_free(b);
+	if (err)
+		open_slot_release(s);
 	return err;
 }
 
@@ -767,6 +998,9 @@ void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 	complete = chunkmap_done_count(fb->b->map) == fb->b->nchunks;
 	sched_unlock(s);
 	cache_chunk_unlock(job->lock_fd, idx);
+	atomic_fetch_sub(&s->inflight_bytes, chunk_len(fb, idx));
+	if (s->ev)
+		evictor_note_written(s->ev, chunk_len(fb, idx));
 	if (complete && !fb->hash) /* else its verdict says it */
 		log_complete(s, fb, NULL);
 	if (verify)
@@ -803,6 +1037,90 @@ static void requeue_locked(struct sched *s, struct fblob *fb, uint64_t from,
 			 delay_ms ? clock_now_ms() + delay_ms : 0, q);
 }
 
+/*
+ * A chunk write failed for lack of space: a worker runs the evictor and
+ * queues the chunks again when it freed something; else their readers
+ * hear -ENOSPC (fs/ops.c answers them from memory, uncached).
+ */
+struct nospace_work {
+	struct work w; /* first: the pool hands it back */
+	struct sched *s;
+	struct fblob *fb; /* a reference */
+	uint64_t first, last;
+	enum sched_prio prio;
+};
+
+static void nospace_run(struct work *w, bool cancelled)
+{
+	struct nospace_work *nw = (struct nospace_work *)w;
+	struct sched *s = nw->s;
+	struct fblob *fb = nw->fb;
+	struct sched_waiter *fire = NULL;
+	uint64_t i;
+	int res = -ENOSPC;
+
+	if (!cancelled && evictor_run(s->ev) > 0)
+		res = sched_want(s, fb, nw->first, nw->last, nw->prio, NULL,
+				 NULL, NULL);
+	if (res < 0) {
+		sched_lock(s);
+		for (i = nw->first; i <= nw->last; i++)
+			if (chunkmap_get(fb->b->map, i) == CHUNK_MISSING)
+				chunkmap_set(fb->b->map, i, CHUNK_FAILED);
+		waiters_collect_locked(fb, nw->first, nw->last,
+				       cancelled ? -ECANCELED : -ENOSPC, &fire);
+		sched_unlock(s);
+		waiters_fire(fire);
+	}
+	fblob_put(fb);
+	free(nw);
+}
+
+/* Hands chunks [first, last] (set MISSING, their waiters kept) to a
+ * nospace_work: true, or false when the caller must fail them. */
+static bool nospace_retry(struct sched *s, struct fblob *fb, uint64_t first,
+			  uint64_t last, enum sched_prio prio)
+{
+	struct nospace_work *nw;
+	uint64_t now = clock_now_ms() + 1, i;
+
+	if (!s->ev || atomic_load(&s->shutdown))
+		return false;
+	sched_lock(s);
+	/* One retry at a time per file, and not again at once. */
+	if (fb->nospace_ms && now - fb->nospace_ms < NOSPACE_RETRY_MS) {
+		sched_unlock(s);
+		return false;
+	}
+	fb->nospace_ms = now;
+	sched_unlock(s);
+	nw = calloc(1, sizeof(*nw));
+	if (!nw)
+		return false;
+	nw->w.run = nospace_run;
+	nw->s = s;
+	nw->fb = fb;
+	nw->first = first;
+	nw->last = last;
+	nw->prio = prio;
+	fblob_get(fb);
+	sched_lock(s);
+	for (i = first; i <= last; i++)
+		if (chunkmap_get(fb->b->map, i) == CHUNK_INFLIGHT)
+			chunkmap_set(fb->b->map, i, CHUNK_MISSING);
+	sched_unlock(s);
+	if (!workq_submit(s->work, WORK_BULK, &nw->w))
+		return true;
+	fblob_put(fb);
+	free(nw);
+	sched_lock(s);
+	for (i = first; i <= last; i++)
+		if (chunkmap_get(fb->b->map, i) == CHUNK_MISSING)
+			chunkmap_set(fb->b->map, i, CHUNK_INFLIGHT);
+	sched_unlock(s);
+	return false;
+}
+
 void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
 		   int err)
 {
@@ -811,6 +1129,17 @@ void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
 	struct sched_waiter *fire = NULL;
 	struct qent *q = NULL;
 	bool requeue = !err && done_upto < end && !atomic_load(&s->shutdown);
+
+	for (i = done_upto; i < end; i++) /* claimed, never written */
+		atomic_fetch_sub(&s->inflight_bytes, chunk_len(fb, i));
+
+	if ((err == -ENOSPC || err == -EDQUOT) && done_upto < end &&
+	    nospace_retry(s, fb, done_upto, end - 1, job->prio)) {
+		for (i = done_upto; i < end; i++)
+			cache_chunk_unlock(job->lock_fd, i);
+		job_release(job);
+		return;
+	}
 
 	if (requeue)
 		q = calloc(1, sizeof(*q));
@@ -844,6 +1173,29 @@ void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
 	job_release(job);
 	if (requeue)
 		engine_kick(s->engine);
+}
+
+void sched_job_defer(struct sched *s, struct fetch_job *job, int delay_ms)
+{
+	struct fblob *fb = job->fb;
+	uint64_t i, end = job->first + job->count;
+	struct qent *q = calloc(1, sizeof(*q));
+
+	for (i = job->first; i < end; i++) {
+		atomic_fetch_sub(&s->inflight_bytes, chunk_len(fb, i));
+		cache_chunk_unlock(job->lock_fd, i);
+	}
+	sched_lock(s);
+	if (q) {
+		requeue_locked(s, fb, job->first, end - 1, job->prio,
+			       (uint64_t)delay_ms, q);
+		q = NULL;
+	} else {
+		for (i = job->first; i < end; i++)
+			chunkmap_set(fb->b->map, i, CHUNK_FAILED);
+	}
+	sched_unlock(s);
+	job_release(job);
 }
 
 void sched_fail_blob(struct sched *s, struct fblob *fb, int err)
@@ -1480,6 +1832,13 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 		int got;
 
 		*next_ms = -1;
+		/* Over the size limit, new chunks wait for the evictor (those
+		 * in flight are the slack). */
+		if (s->ev && evictor_should_wait(
+				     s->ev, atomic_load(&s->inflight_bytes))) {
+			*next_ms = EVICT_POLL_MS;
+			return 0;
+		}
 		sched_lock(s);
 		got = 0;
 		if (!s->stopping && !atomic_load(&s->shutdown))
@@ -1511,6 +1870,9 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 			}
 			continue;
 		}
+		/* Counted as cache space from now: the limit holds with what
+		 * is in flight. */
+		atomic_fetch_add(&s->inflight_bytes, job->end - job->off);
 		if (!local)
 			return 1;
 		copy_submit(s, job);
@@ -1760,12 +2122,10 @@ out:
  */
 static void discard(struct sched *s, struct fblob *fb)
 {
-	uint64_t i, deadline = clock_now_ms() + 5000;
-	struct timespec ms = { 0, 1000000 };
+	uint64_t i;
 	int err;
 
-	while (atomic_load(&fb->replies) && clock_now_ms() < deadline)
-		nanosleep(&ms, NULL);
+	replies_drain(fb, 5000);
 	sched_lock(s);
 	fb->discarding = true;
 	while (fb->saving)
@@ -1999,16 +2359,86 @@ static void after_failed_save(struct sched *s, struct fblob *fb)
 	free(r);
 }
 
-/* One saver round over every open blob and every closing one: syncs and
- * sidecars only, nothing that reads or hashes a whole file. */
+static int idle_cmp(const void *a, const void *b)
+{
+	const struct fblob *x = *(struct fblob *const *)a;
+	const struct fblob *y = *(struct fblob *const *)b;
+
+	return x->idle_ms < y->idle_ms ? -1 : x->idle_ms > y->idle_ms;
+}
+
+/*
+ * Unlinks the idle blobs to close now and returns them as a list: those
+ * idle for idle_close_ms, and, least recently used first, as many as
+ * bring the open count down to the soft bound. A blob that failed for
+ * good stays open (it answers EIO until unmount) unless the count needs
+ * it gone.
+ */
+static struct fblob *idle_pick_locked(struct sched *s, bool all)
+{
+	struct fblob **idle, *fb, *out = NULL;
+	uint64_t now = clock_now_ms() + 1;
+	size_t n = 0, i, open, soft = open_soft_max(s);
+
+	assert_locked(s);
+	s->close_requested = false;
+	for (fb = s->blobs; fb; fb = fb->next)
+		n += fb->refs == 0 && fb->idle_ms;
+	if (!n)
+		return NULL;
+	idle = calloc(n, sizeof(*idle));
+	if (!idle)
+		return NULL;
+	n = 0;
+	for (fb = s->blobs; fb; fb = fb->next)
+		if (fb->refs == 0 && fb->idle_ms)
+			idle[n++] = fb;
+	qsort(idle, n, sizeof(*idle), idle_cmp);
+	open = s->nopen;
+	for (i = 0; i < n; i++) {
+		bool old = now - idle[i]->idle_ms >= s->o.idle_close_ms &&
+			   !atomic_load(&idle[i]->fatal_err);
+
+		if (!old && !all && open <= soft)
+			continue;
+		fblob_unlink_locked(s, idle[i]);
+		idle[i]->next = out;
+		out = idle[i];
+		open--;
+	}
+	free(idle);
+	return out;
+}
+
+/* Saves and frees the blobs of list (unlinked by idle_pick_locked), then
+ * lets a sched_open waiting for a slot go on. Returns how many. */
+static size_t close_list(struct sched *s, struct fblob *list)
+{
+	struct fblob *next;
+	size_t n = 0;
+
+	for (; list; list = next, n++) {
+		next = list->next;
+		fblob_destroy(list);
+	}
+	if (n) {
+		sched_lock(s);
+		s->nopen -= n;
+		pthread_cond_broadcast(&s->closed_cond);
+		sched_unlock(s);
+	}
+	return n;
+}
+
+/* One saver round over every open blob, then closes the idle ones due:
+ * syncs and sidecars only, nothing that reads or hashes a whole file. */
 static void saver_round(struct sched *s)
 {
 	struct fblob **open_refs = NULL, *closing, *fb;
 	size_t n = 0, i;
 
 	sched_lock(s);
-	closing = s->closing;
-	s->closing = NULL;
+	closing = idle_pick_locked(s, false);
 	for (fb = s->blobs; fb; fb = fb->next)
 		n++;
 	if (n)
@@ -2049,11 +2479,7 @@ static void saver_round(struct sched *s)
 		fblob_put(fb);
 	}
 	free(open_refs);
-	while (closing) {
-		fb = closing->next;
-		fblob_destroy(closing);
-		closing = fb;
-	}
+	close_list(s, closing);
 }
 
 static void *saver_main(void *arg)
@@ -2066,7 +2492,7 @@ static void *saver_main(void *arg)
 		bool requested;
 
 		ts = clock_deadline_in_ms(s->o.save_interval_ms);
-		if (!s->save_requested && !s->closing)
+		if (!s->save_requested && !s->close_requested)
 			sched_cond_wait(s, &s->saver_cond, &ts);
 		if (s->stopping)
 			break;
@@ -2126,6 +2552,12 @@ int sched_new(const struct sched_opts *opts, struct cache *cache,
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&s->saved_cond, NULL);
 	pthread_cond_init(&s->discard_cond, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->closed_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (s->o.max_open_blobs < 4)
+		s->o.max_open_blobs = 4;
 	err = workq_new(s->o.workers, &s->work);
 	if (!err) {
 		err = -pthread_create(&s->saver, NULL, saver_main, s);
@@ -2136,6 +2568,7 @@ int sched_new(const struct sched_opts *opts, struct cache *cache,
 		pthread_cond_destroy(&s->saver_cond);
 		pthread_cond_destroy(&s->saved_cond);
 		pthread_cond_destroy(&s->discard_cond);
+		pthread_cond_destroy(&s->closed_cond);
 		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return err;
@@ -2144,6 +2577,238 @@ int sched_new(const struct sched_opts *opts, struct cache *cache,
 		engine_attach_sched(engine, s);
 	*out = s;
 	return 0;
+}
+
+/* ---- the evictor's side (fetch/evictor.c) ---- */
+
+void sched_set_evictor(struct sched *s, struct evictor *ev)
+{
+	s->ev = ev;
+	if (ev)
+		evictor_set_job_bytes(ev, (uint64_t)s->o.max_run_chunks *
+						  s->o.chunk_size);
+}
+
+int sched_submit_bulk(struct sched *s, struct work *w)
+{
+	return workq_submit(s->work, WORK_BULK, w);
+}
+
+bool sched_blob_is_open(struct sched *s, const char *hex)
+{
+	bool open;
+
+	sched_lock(s);
+	open = find_locked(s, hex) != NULL;
+	sched_unlock(s);
+	return open;
+}
+
+size_t sched_close_idle(struct sched *s)
+{
+	struct fblob *closing;
+
+	sched_lock(s);
+	closing = idle_pick_locked(s, true);
+	sched_unlock(s);
+	return close_list(s, closing);
+}
+
+struct punch_cand {
+	struct fblob *fb;
+	uint64_t idx;
+	uint32_t seq; /* last read; UINT32_MAX for never read */
+};
+
+static int punch_cmp(const void *a, const void *b)
+{
+	const struct punch_cand *x = a, *y = b;
+
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	if (x->fb != y->fb)
+		return (uintptr_t)x->fb < (uintptr_t)y->fb ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The chunks of fb the evictor may take back: DONE, not wanted, and
+ * hashed already when the file's check is still running. */
+static uint64_t punchable_limit_locked(struct fblob *fb)
+{
+	assert_locked(fb->s);
+	if (atomic_load(&fb->fatal_err) || fb->discarding || fb->punching ||
+	    fb->saving)
+		return 0;
+	if (!fb->hash)
+		return fb->b->nchunks;
+	if (atomic_load(&fb->verified))
+		return 0; /* complete and checked: kept whole */
+	return fb->vhashed / fb->b->layout.chunk_size;
+}
+
+static size_t punch_collect_locked(struct sched *s, struct punch_cand *c,
+				   size_t max)
+{
+	struct fblob *fb;
+	size_t n = 0;
+	uint64_t i, lim;
+
+	assert_locked(s);
+	for (fb = s->blobs; fb; fb = fb->next) {
+		lim = punchable_limit_locked(fb);
+		for (i = 0; i < lim; i++) {
+			uint32_t seq;
+
+			if (chunkmap_get(fb->b->map, i) != CHUNK_DONE ||
+			    wanted_locked(fb, i))
+				continue;
+			if (c && n < max) {
+				seq = atomic_load_explicit(
+					&fb->last_read[i],
+					memory_order_relaxed);
+				c[n].fb = fb;
+				c[n].idx = i;
+				c[n].seq = seq ? seq : UINT32_MAX;
+			}
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Punches chunks idx[0..n) of fb, which this process alone has open:
+ * they leave DONE (INFLIGHT: no one fetches or serves them meanwhile),
+ * the replies begun before drain, blob_punch clears their sums and
+ * sidecar bits and then punches; then they are MISSING, and queued again
+ * where a reader came to want them meanwhile.
+ */
+static uint64_t punch_blob(struct sched *s, struct fblob *fb, uint64_t *idx,
+			   size_t n, uint64_t *freed)
+{
+	uint64_t got = 0, *wanted;
+	size_t i, k = 0, nw = 0;
+	int err;
+
+	*freed = 0;
+	wanted = calloc(n ? n : 1, sizeof(*wanted));
+	if (!wanted)
+		return 0;
+	if (cache_blob_inuse_upgrade(fb->b->files.lock_fd)) {
+		free(wanted); /* another process has it open */
+		return 0;
+	}
+	sched_lock(s);
+	while (fb->saving)
+		sched_cond_wait(s, &s->discard_cond, NULL);
+	if (punchable_limit_locked(fb) == 0) {
+		sched_unlock(s);
+		goto out;
+	}
+	fb->punching = true;
+	fb->discarding = true; /* the saver keeps off: blob_punch saves */
+	for (i = 0; i < n; i++) {
+		if (chunkmap_get(fb->b->map, idx[i]) != CHUNK_DONE ||
+		    wanted_locked(fb, idx[i]))
+			continue;
+		chunkmap_set(fb->b->map, idx[i], CHUNK_INFLIGHT);
+		idx[k++] = idx[i];
+	}
+	sched_unlock(s);
+	replies_drain(fb, 5000);
+	err = k ? blob_punch(fb->b, idx, k, freed) : 0;
+	if (err)
+		hlog(err == -EMLINK ? HLOG_DEBUG : HLOG_WARN, HLOG_STATE,
+		     "freeing cached chunks of '%s' failed: %s", fb->name,
+		     strerror(-err));
+	sched_lock(s);
+	for (i = 0; i < k; i++) {
+		/* Nothing was punched after a failed save, or beside an
+		 * export: the bytes are still good. */
+		bool kept = err == -EMLINK ||
+			    (err && !*freed && err != -EOPNOTSUPP);
+
+		chunkmap_set(fb->b->map, idx[i],
+			     kept ? CHUNK_DONE : CHUNK_MISSING);
+		if (!kept && wanted_locked(fb, idx[i]))
+			wanted[nw++] = idx[i];
+	}
+	got = err && err != -EOPNOTSUPP ? 0 : k;
+	fb->punching = false;
+	fb->discarding = false;
+	pthread_cond_broadcast(&s->discard_cond);
+	sched_unlock(s);
+	for (i = 0; i < nw; i++) {
+		int res = sched_want(s, fb, wanted[i], wanted[i], SCHED_DEMAND,
+				     NULL, NULL, NULL);
+
+		if (res < 0) /* its waiters hear of the blob's failure */
+			hlog(HLOG_DEBUG, HLOG_SCHED,
+			     "queueing chunk %" PRIu64 " of '%s' again "
+			     "failed: %s",
+			     wanted[i], fb->name, strerror(-res));
+	}
+out:
+	if (cache_blob_inuse_downgrade(fb->b->files.lock_fd))
+		hlog(HLOG_WARN, HLOG_STATE,
+		     "'%s': taking its in-use lock back failed", fb->name);
+	free(wanted);
+	return got;
+}
+
+uint64_t sched_punch_lru(struct sched *s, uint64_t want, uint64_t *freed)
+{
+	struct punch_cand *c = NULL;
+	struct fblob **held = NULL;
+	uint64_t total = 0, punched = 0, f, *idx = NULL;
+	size_t n = 0, max, i, j, take;
+
+	*freed = 0;
+	sched_lock(s);
+	max = punch_collect_locked(s, NULL, 0);
+	sched_unlock(s);
+	if (!max)
+		return 0;
+	c = calloc(max, sizeof(*c));
+	idx = calloc(max, sizeof(*idx));
+	held = calloc(max, sizeof(*held));
+	if (!c || !idx || !held)
+		goto out;
+	sched_lock(s);
+	n = punch_collect_locked(s, c, max);
+	if (n > max)
+		n = max;
+	for (i = 0; i < n; i++) {
+		held[i] = c[i].fb;
+		held[i]->refs++; /* dropped below */
+	}
+	sched_unlock(s);
+	qsort(c, n, sizeof(*c), punch_cmp);
+	/* The least recently read first, as many as want asks for. */
+	for (take = 0; take < n && total < want; take++)
+		total += chunk_len(c[take].fb, c[take].idx);
+	for (i = 0; i < take; i++) {
+		size_t k = 0;
+
+		if (!c[i].fb)
+			continue; /* punched with an earlier one of its blob */
+		for (j = i; j < take; j++) {
+			if (c[j].fb == c[i].fb) {
+				idx[k++] = c[j].idx;
+				if (j > i)
+					c[j].fb = NULL;
+			}
+		}
+		punched += punch_blob(s, c[i].fb, idx, k, &f);
+		*freed += f;
+	}
+out:
+	for (i = 0; i < n; i++)
+		fblob_put(held[i]);
+	free(held);
+	free(idx);
+	free(c);
+	return punched;
 }
 
 void sched_cancel_all(struct sched *s, int err)
@@ -2213,6 +2878,7 @@ void sched_free(struct sched *s)
 	s->stopping = true;
 	pthread_cond_broadcast(&s->saver_cond);
 	pthread_cond_broadcast(&s->saved_cond);
+	pthread_cond_broadcast(&s->closed_cond);
 	sched_unlock(s);
 	pthread_join(s->saver, NULL);
 	saver_round(s); /* saves open blobs, frees closed ones */
@@ -2226,6 +2892,7 @@ void sched_free(struct sched *s)
 	pthread_cond_destroy(&s->saver_cond);
 	pthread_cond_destroy(&s->saved_cond);
 	pthread_cond_destroy(&s->discard_cond);
+	pthread_cond_destroy(&s->closed_cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -42,6 +42,7 @@ struct blob;
 struct cache;
 struct engine;
 struct sched;
+struct work;
 struct fblob;
 struct sched_waiter;
 
@@ -52,6 +53,15 @@ struct sched_opts {
 	bool offline; /* never fetch: wants of missing chunks fail
 				 * with -ENETDOWN */
 	int workers; /* worker pool threads, default 4 */
+	/* Blobs open at once (each holds 4 descriptors), default 256: past
+	 * 3/4 of it idle blobs are closed least recently used first, at it
+	 * sched_open waits for one to close. The mount derives it from
+	 * RLIMIT_NOFILE. */
+	size_t max_open_blobs;
+	/* A blob nobody references is closed after this long idle
+	 * (default 10000): then other processes and `hollowfs gc` may
+	 * evict it. */
+	uint64_t idle_close_ms;
 	/* Called on a worker thread, no lock held, once a blob with a hash
 	 * is complete and verified (also at open when it was verified
 	 * before); may be NULL. Long work checks work_cancelled() between
@@ -118,6 +128,24 @@ struct fblob_target {
 int sched_open(struct sched *s, const struct fblob_target *t,
 	       struct fblob **out) __attribute__((warn_unused_result));
 void fblob_get(struct fblob *fb);
+
+/* What the cache holds of a target's blob. */
+struct sched_peek {
+	char hex[33]; /* its name in the cache */
+	bool open; /* open in this process (else read from its sidecar) */
+	uint64_t nchunks;
+	uint64_t done_count; /* complete chunks */
+	uint64_t done_bytes; /* bytes they cover */
+};
+
+/*
+ * Fills *p for target t: from the open fblob when there is one, else
+ * from the blob's sidecar read as it is, creating, opening for good or
+ * changing nothing (a blob never opened has nothing complete). 0, or an
+ * error of reading the sidecar.
+ */
+int sched_peek(struct sched *s, const struct fblob_target *t,
+	       struct sched_peek *p) __attribute__((warn_unused_result));
 void fblob_put(struct fblob *fb); /* accepts NULL */
 
 /* The local copy (fd, chunk map); valid while a reference is held.
@@ -144,12 +172,20 @@ bool fblob_all_done(const struct fblob *fb, uint64_t first, uint64_t last);
  */
 bool fblob_servable(const struct fblob *fb, uint64_t first, uint64_t last);
 /*
- * Brackets a reply spliced from the data file: begin returns false (then
- * answer EIO) once the blob has failed; a discard waits for every begun
- * reply to end before it punches the bytes out.
+ * Brackets a reply of chunks [first, last] spliced from the data file:
+ * begin returns false when the blob has failed or one of the chunks is
+ * no longer DONE (the evictor took it back: fetch the bytes again, or
+ * read them uncached), else true with a token for end. A discard or a
+ * punch waits for every reply begun before it to end before it punches
+ * bytes out, so no reply reads a hole.
  */
-bool fblob_reply_begin(struct fblob *fb);
-void fblob_reply_end(struct fblob *fb);
+bool fblob_reply_begin(struct fblob *fb, uint64_t first, uint64_t last,
+		       int *token);
+void fblob_reply_end(struct fblob *fb, int token);
+
+/* Notes a read of chunks [first, last]: eviction punches the least
+ * recently read chunks of a file first. Lock-free. */
+void fblob_note_read(struct fblob *fb, uint64_t first, uint64_t last);
 uint64_t fblob_done_bytes(const struct fblob *fb);
 uint64_t fblob_done_count(const struct fblob *fb);
 const char *fblob_name(const struct fblob *fb);
@@ -227,6 +263,35 @@ void sched_save_all(struct sched *s);
 /* Waits until the worker pool has nothing queued or running, or
  * timeout_ms passed: 0 or -ETIMEDOUT (tests and tools). */
 int sched_settle(struct sched *s, int timeout_ms)
+	__attribute__((warn_unused_result));
+
+struct evictor;
+
+/* Gives the scheduler the evictor of the cache's size limit (set once,
+ * before any blob is opened; fetch/evictor.h). */
+void sched_set_evictor(struct sched *s, struct evictor *ev);
+
+/* For the evictor, on a worker: is the blob named hex open here? */
+bool sched_blob_is_open(struct sched *s, const char *hex);
+
+/* For the evictor, on a worker: closes every idle blob now (saved
+ * first), so that other processes' evictions and ours may take them.
+ * Returns how many were closed. */
+size_t sched_close_idle(struct sched *s);
+
+/*
+ * For the evictor, on a worker: punches holes in the least recently read
+ * complete chunks of blobs open here that no other process has open,
+ * until want bytes were freed or none is left: never a chunk wanted or
+ * queued, never one a check of the whole file has still to hash, never
+ * a blob linked elsewhere (an export). Their bits leave the sidecar
+ * before their bytes leave the disk. *freed gets the allocated bytes
+ * given back. Returns the number of chunks punched.
+ */
+uint64_t sched_punch_lru(struct sched *s, uint64_t want, uint64_t *freed);
+
+/* Runs fn(w) on the worker pool's BULK lane (the evictor's runs). */
+int sched_submit_bulk(struct sched *s, struct work *w)
 	__attribute__((warn_unused_result));
 
 /* What the scheduler is doing now (the stats xattr, hollowfs status). */

@@ -27,6 +27,7 @@
 #include "fs/mount.h"
 #include "state/hlog.h"
 #include "state/sidecar.h"
+#include "state/units.h"
 
 #ifndef HOLLOWFS_VERSION
 #define HOLLOWFS_VERSION "unknown"
@@ -54,6 +55,11 @@ struct cli {
 	int debug_cats; /* HLOG_* categories of debug= */
 	uint64_t chunk_size;
 	uint64_t readahead;
+	uint64_t kernel_readahead;
+	uint64_t prefetch_rate; /* bytes/s, 0: no cap */
+	uint64_t cache_max; /* 0: no limit */
+	uint64_t cache_min_free; /* CACHE_MIN_FREE_DEFAULT: 5% */
+	int prefetch; /* enum fs_prefetch */
 	unsigned int connections;
 	unsigned int max_threads;
 	unsigned int timeout_s;
@@ -79,6 +85,11 @@ enum {
 	KEY_CONNECTIONS,
 	KEY_MAX_THREADS,
 	KEY_READAHEAD,
+	KEY_KERNEL_READAHEAD,
+	KEY_PREFETCH,
+	KEY_PREFETCH_RATE,
+	KEY_CACHE_MAX,
+	KEY_CACHE_MIN_FREE,
 	KEY_TIMEOUT,
 	KEY_CONNECT_TIMEOUT,
 	KEY_RETRIES,
@@ -117,6 +128,11 @@ static const struct fuse_opt cli_opts[] = {
 	VALUE_OPT("connections", KEY_CONNECTIONS),
 	VALUE_OPT("max_threads", KEY_MAX_THREADS),
 	VALUE_OPT("readahead", KEY_READAHEAD),
+	VALUE_OPT("kernel_readahead", KEY_KERNEL_READAHEAD),
+	VALUE_OPT("prefetch", KEY_PREFETCH),
+	VALUE_OPT("prefetch_rate", KEY_PREFETCH_RATE),
+	VALUE_OPT("cache_max", KEY_CACHE_MAX),
+	VALUE_OPT("cache_min_free", KEY_CACHE_MIN_FREE),
 	VALUE_OPT("timeout", KEY_TIMEOUT),
 	VALUE_OPT("connect_timeout", KEY_CONNECT_TIMEOUT),
 	VALUE_OPT("retries", KEY_RETRIES),
@@ -132,8 +148,8 @@ static const struct fuse_opt cli_opts[] = {
 	VALUE_OPT("gid", KEY_GID),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
-	/* Always read-only: "ro" is added anyway. mount(8) passes "rw"
-	 * unless told "ro", so "rw" is accepted too. */
+	/* Always read-only, whatever mount(8) passes ("rw" unless told
+	 * "ro"): fs/ops.c refuses every change. */
 	FUSE_OPT_KEY("ro", KEY_IGNORE),
 	FUSE_OPT_KEY("rw", KEY_IGNORE),
 	/* mount(8) and fstab words that mean nothing to a FUSE mount. */
@@ -179,16 +195,22 @@ static const char usage_text[] =
 "                           per-file size, cached bytes and progress,\n"
 "                           totals; of a mount also the fetch rate,\n"
 "                           connections in use and queued chunks\n"
-"    prefetch PATH...       fill files or folders in the background\n"
+"    prefetch [--wait] PATH...\n"
+"                           fill files, or folders recursively, in the\n"
+"                           background (user.hollowfs.prefetch); --wait\n"
+"                           shows the progress until all are cached\n"
 "    verify [MOUNTPOINT | -o cache=DIR] [--repair]\n"
 "                           check cached chunks against their sums and\n"
 "                           complete files against their published hash;\n"
 "                           --repair drops what is wrong (exit status 1\n"
 "                           when anything is)\n"
-"    gc [-o cache=DIR] [--max SIZE]\n"
-"                           prune the cache, safely beside live mounts\n"
-"    (prefetch and gc are not implemented yet: they say so and exit\n"
-"    with status 2)\n";
+"    gc [-o cache=DIR] [--max SIZE] [--dry-run]\n"
+"                           prune the cache, safely beside live mounts:\n"
+"                           files of lost blobs, stale temporary files,\n"
+"                           snapshots no ref names (the newest of each\n"
+"                           source stays), then least recently used blobs\n"
+"                           no process has open, down to --max and to 5%\n"
+"                           of the file system free (-o cache_min_free=)\n";
 
 /* Several strings: C compilers need not take one longer than 4095 bytes. */
 static const char options_text[] =
@@ -211,6 +233,18 @@ static const char options_text[] =
 "    -o max_threads=N       FUSE worker threads, 1 to 1024 (default: 16)\n"
 "    -o readahead=N         largest readahead window of an open file, 0 to\n"
 "                           turn readahead off (default: 64M)\n"
+"    -o kernel_readahead=N  the kernel's readahead for the mount, set as\n"
+"                           root (default: 4M; 0 leaves the kernel's)\n"
+"    -o prefetch=MODE       background fill: none; open (default: files\n"
+"                           that were opened are completed); all (every\n"
+"                           file, small ones first)\n"
+"    -o prefetch_rate=N     cap background fill at N bytes/s (default: 0,\n"
+"                           no cap)\n"
+"    -o cache_max=N         most the cache may hold, counted in allocated\n"
+"                           blocks; least recently used files go first\n"
+"                           (default: 0, no limit)\n"
+"    -o cache_min_free=N    keep this much of the cache's filesystem free\n"
+"                           (default: 5% of its size)\n"
 "    -o timeout=SECS        fail a transfer that stalls this long\n"
 "                           (default: 10)\n"
 "    -o connect_timeout=SECS\n"
@@ -289,50 +323,13 @@ static int bad_value(const char *name, const char *val, const char *why)
 	return -1;
 }
 
-/*
- * Parses a decimal number with an optional K, M, G or T suffix (powers of
- * 1024, "K", "KB" or "KiB", any case) when sizes is set. 0, -EINVAL or
- * -ERANGE (above max).
- */
-static int parse_number(const char *s, bool sizes, uint64_t max, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned int shift = 0;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -ERANGE;
-	if (sizes && *end) {
-		const char *units = "KMGT", *u = strchr(units, *end & ~0x20);
-
-		if (!u || !*u)
-			return -EINVAL;
-		shift = 10 * (unsigned int)(u - units + 1);
-		end++;
-		if ((*end & ~0x20) == 'I' && (end[1] & ~0x20) == 'B')
-			end += 2;
-		else if ((*end & ~0x20) == 'B')
-			end++;
-	}
-	if (*end)
-		return -EINVAL;
-	if (v > (UINT64_MAX >> shift) || (v << shift) > max)
-		return -ERANGE;
-	*out = v << shift;
-	return 0;
-}
-
 static int parse_uint(const char *name, const char *val, unsigned int lo,
 		      unsigned int hi, unsigned int *out)
 {
 	char why[64];
 	uint64_t v;
 
-	if (parse_number(val, false, hi, &v) || v < lo) {
+	if (units_parse(val, false, hi, &v) || v < lo) {
 		snprintf(why, sizeof(why),
 			 "expected a whole number from %u to %u", lo, hi);
 		return bad_value(name, val, why);
@@ -463,7 +460,7 @@ static int opt_proc(void *data, const char *arg, int key,
 			return bad_value("cache", val, "expected a folder");
 		return set_str(&c->cache, val);
 	case KEY_CHUNK_SIZE:
-		if (parse_number(val, true, UINT64_MAX, &v) ||
+		if (units_parse(val, true, UINT64_MAX, &v) ||
 		    !chunk_size_valid(v))
 			return bad_value("chunk_size", val,
 					 "expected a multiple of 4K from 64K "
@@ -475,10 +472,47 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_MAX_THREADS:
 		return parse_uint("max_threads", val, 1, 1024, &c->max_threads);
 	case KEY_READAHEAD:
-		if (parse_number(val, true, 1ull << 40, &v))
+		if (units_parse(val, true, 1ull << 40, &v))
 			return bad_value("readahead", val,
 					 "expected a size such as 64M, or 0");
 		c->readahead = v;
+		return 0;
+	case KEY_KERNEL_READAHEAD:
+		if (units_parse(val, true, 1ull << 30, &v))
+			return bad_value("kernel_readahead", val,
+					 "expected a size such as 4M, or 0");
+		c->kernel_readahead = v;
+		return 0;
+	case KEY_PREFETCH:
+		if (!strcmp(val, "none"))
+			c->prefetch = FS_PREFETCH_NONE;
+		else if (!strcmp(val, "open"))
+			c->prefetch = FS_PREFETCH_OPEN;
+		else if (!strcmp(val, "all"))
+			c->prefetch = FS_PREFETCH_ALL;
+		else
+			return bad_value("prefetch", val,
+					 "expected none, open or all");
+		return 0;
+	case KEY_PREFETCH_RATE:
+		if (units_parse(val, true, 1ull << 40, &v))
+			return bad_value("prefetch_rate", val,
+					 "expected bytes per second such as "
+					 "50M, or 0 for no cap");
+		c->prefetch_rate = v;
+		return 0;
+	case KEY_CACHE_MAX:
+		if (units_parse(val, true, UINT64_MAX, &v))
+			return bad_value("cache_max", val,
+					 "expected a size such as 20G, or 0 "
+					 "for no limit");
+		c->cache_max = v;
+		return 0;
+	case KEY_CACHE_MIN_FREE:
+		if (units_parse(val, true, UINT64_MAX - 1, &v))
+			return bad_value("cache_min_free", val,
+					 "expected a size such as 10G, or 0");
+		c->cache_min_free = v;
 		return 0;
 	case KEY_TIMEOUT:
 		return parse_uint("timeout", val, 1, 86400, &c->timeout_s);
@@ -553,6 +587,9 @@ static void cli_init(struct cli *c)
 	memset(c, 0, sizeof(*c));
 	c->chunk_size = 4u << 20;
 	c->readahead = 64u << 20;
+	c->kernel_readahead = 4u << 20;
+	c->prefetch = FS_PREFETCH_OPEN;
+	c->cache_min_free = MOUNT_MIN_FREE_DEFAULT;
 	c->connections = 16;
 	c->max_threads = 16;
 	c->timeout_s = 10;
@@ -584,8 +621,9 @@ static int add_mount_opts(struct fuse_args *args, const struct cli *c)
 	char *opts = NULL, *fsname = NULL;
 	int err = -ENOMEM;
 
-	if (fuse_opt_add_opt(&opts, "ro") ||
-	    fuse_opt_add_opt(&opts, "default_permissions"))
+	/* Not "ro": setxattr (user.hollowfs.prefetch) must reach us; every
+	 * write is still EROFS from fs/ops.c. */
+	if (fuse_opt_add_opt(&opts, "default_permissions"))
 		goto out;
 	if (!c->have_fsname) {
 		/* /proc/mounts is world-readable: no user:password@ there. */
@@ -662,6 +700,11 @@ static void mount_opts_fill(const struct cli *c, struct fuse_args *args,
 	mo->fs.gid = c->gid;
 	mo->fs.chunk_size = (uint32_t)c->chunk_size;
 	mo->fs.readahead_max = c->readahead;
+	mo->fs.kernel_readahead = c->kernel_readahead;
+	mo->fs.prefetch = (enum fs_prefetch)c->prefetch;
+	mo->fs.prefetch_rate = c->prefetch_rate;
+	mo->cache_max = c->cache_max;
+	mo->cache_min_free = c->cache_min_free;
 	mo->src.token_file = c->token_file;
 	mo->src.endpoint = c->endpoint;
 	mo->proxy = c->proxy;
@@ -719,23 +762,14 @@ out:
 	return ret;
 }
 
-/* A command whose issue has not landed: it says so, and pretends
- * nothing. */
-static int cmd_not_yet(int argc, char *argv[])
-{
-	(void)argc;
-	fprintf(stderr, "hollowfs: '%s' is not implemented yet\n", argv[0]);
-	return CLI_EXIT_USAGE;
-}
-
 static const struct {
 	const char *name;
 	int (*run)(int argc, char *argv[]); /* argv[0] is the command */
 } commands[] = {
 	{ "status", cmd_status },
-	{ "prefetch", cmd_not_yet },
+	{ "prefetch", cmd_prefetch },
 	{ "verify", cmd_verify },
-	{ "gc", cmd_not_yet },
+	{ "gc", cmd_gc },
 };
 
 int cli_main(int argc, char *argv[])

@@ -21,6 +21,10 @@ struct fs_stats;
 int cmd_status(int argc, char *argv[]);
 /* hollowfs verify [MOUNTPOINT | -o cache=DIR] [--repair] */
 int cmd_verify(int argc, char *argv[]);
+/* hollowfs prefetch [--wait] PATH... */
+int cmd_prefetch(int argc, char *argv[]);
+/* hollowfs gc [-o cache=DIR] [--max SIZE] [--dry-run] (fs/cmd_gc.c) */
+int cmd_gc(int argc, char *argv[]);
 
 /* What the arguments said. Strings owned. */
 struct cmd_args {

@@ -20,6 +20,7 @@
 #include "fetch/source.h"
 #include "fs/cli.h"
 #include "fs/stats.h"
+#include "state/blob.h"
 #include "state/cache.h"
 #include "state/manifest.h"
 
@@ -196,13 +197,14 @@ static char *dup_or_null(const char *s)
 }
 
 /* The files of snapshot m, named through src. */
-static int snapshot_files(struct cmd_files *f, const struct source *src,
-			  const struct manifest *m, char *idbuf)
+static int snapshot_files(struct cmd_files *f, const struct cache *c,
+			  const struct source *src, const struct manifest *m,
+			  char *idbuf)
 {
 	long snap = (long)f->nsnaps - 1;
 	struct fblob_target t;
 	struct cmd_file *cf;
-	uint8_t id[16];
+	uint32_t cs;
 	size_t i;
 	int err;
 
@@ -222,8 +224,10 @@ static int snapshot_files(struct cmd_files *f, const struct source *src,
 		if (!e->size)
 			continue; /* an empty file has no blob */
 		source_target(src, m, i, &t, idbuf, CMD_ID_MAX);
-		cache_identity(t.kind, t.content_id, t.size, id);
-		cache_identity_hex(id, cf->hex);
+		/* Whichever chunk size a mount stored it with (-ENOENT: none
+		 * did; the default's name then). */
+		(void)blob_find(c, t.kind, t.content_id, t.size, 0, cf->hex,
+				&cs);
 		if (t.hash_kind && t.hash) {
 			cf->hash_kind = dup_or_null(t.hash_kind);
 			cf->hash = dup_or_null(t.hash);
@@ -276,8 +280,8 @@ out_close:
 /* One saved snapshot file: its files are added, or it is skipped with a
  * line on stderr. Only -ENOMEM is returned. */
 static int snapshot_load(struct cmd_files *f, const struct cmd_args *a,
-			 int dirfd, const char *name, const char *source,
-			 const char *version, char *idbuf)
+			 const struct cache *c, int dirfd, const char *name,
+			 const char *source, const char *version, char *idbuf)
 {
 	struct source_opts so = { .endpoint = a->endpoint, .env = true };
 	struct source *src = NULL;
@@ -321,7 +325,7 @@ static int snapshot_load(struct cmd_files *f, const struct cmd_args *a,
 	}
 	err = snap_add(f, m);
 	if (!err)
-		err = snapshot_files(f, src, m, idbuf);
+		err = snapshot_files(f, c, src, m, idbuf);
 out:
 	source_free(src);
 	manifest_free(m);
@@ -377,7 +381,7 @@ static int snapshots_walk(struct cmd_files *f, struct cache *c,
 			if (vd->d_name[0] == '.' || n < 6 ||
 			    strcmp(vd->d_name + n - 5, ".json"))
 				continue;
-			err = snapshot_load(f, a, dirfd(sub), vd->d_name,
+			err = snapshot_load(f, a, c, dirfd(sub), vd->d_name,
 					    source, version, idbuf);
 		}
 		closedir(sub);

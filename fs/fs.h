@@ -28,12 +28,23 @@ struct manifest;
 struct sched;
 struct source;
 
+/* -o prefetch=: which files the background fill completes. */
+enum fs_prefetch {
+	FS_PREFETCH_NONE, /* none: only what is read */
+	FS_PREFETCH_OPEN, /* files that were opened (the default) */
+	FS_PREFETCH_ALL, /* every file, small ones first */
+};
+
 struct fs_opts {
 	uid_t uid; /* owner shown for every entry */
 	gid_t gid;
 	uint32_t chunk_size; /* bytes; also st_blksize */
 	uint64_t readahead_max; /* largest readahead window in bytes;
 				 * 0 disables readahead */
+	uint64_t kernel_readahead; /* bytes for the bdi's read_ahead_kb,
+				    * 0: leave the kernel's */
+	enum fs_prefetch prefetch; /* background fill */
+	uint64_t prefetch_rate; /* background bytes/s, 0: no cap */
 };
 
 struct fs;
@@ -49,6 +60,11 @@ int fs_new(const struct fs_opts *o, struct fs **out)
  */
 int fs_attach(struct fs *fs, struct source *src, struct manifest *m,
 	      struct sched *s) __attribute__((warn_unused_result));
+
+/* Starts the background fill (after the mount) and stops it (at unmount,
+ * before engine_free). */
+int fs_start(struct fs *fs) __attribute__((warn_unused_result));
+void fs_stop(struct fs *fs);
 
 /* Drops the fblob references of the inode table (before sched_free). */
 void fs_detach(struct fs *fs);

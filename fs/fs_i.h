@@ -18,6 +18,7 @@
 #include "state/manifest.h"
 
 struct fblob;
+struct sched_peek;
 
 /* Attribute and entry timeouts: a pinned snapshot never changes. */
 #define FS_TIMEOUT_S 86400.0
@@ -26,12 +27,12 @@ struct fblob;
 #define FS_WARN_INTERVAL_S 60
 
 struct fs_inode {
-	/* NULL until the file is first opened, then one reference kept
-	 * until fs_detach; set once with a compare-exchange. */
-	_Atomic(struct fblob *) fb;
 	/* Monotonic second of the last warning about this file + 1, or 0. */
 	_Atomic int64_t warned_s;
 	uint32_t nlink; /* folders: 2 + subfolders; files: 1 */
+	/* .safetensors and .gguf files: their tensor map and format-aware
+	 * readahead (fetch/prefetch.h), owned, until fs_free; else NULL. */
+	struct prefetch_file *pf;
 };
 
 /*
@@ -41,6 +42,10 @@ struct fs_inode {
  */
 struct fs_open_link {
 	struct fs_open_link *prev, *next; /* fs->open_lock */
+	/* The handle's reference to its blob (NULL for an empty file):
+	 * dropped by the release, or by fs_detach for a handle no release
+	 * came for. */
+	struct fblob *fb;
 };
 
 struct fs {
@@ -51,6 +56,7 @@ struct fs {
 	struct manifest *manifest; /* borrowed, finished */
 	struct sched *sched; /* borrowed */
 	struct fs_inode *inodes; /* manifest->n of them, owned */
+	struct fill *fill; /* the background fill, owned (fs/fill.h) */
 	uint64_t total_bytes; /* over files, for statfs */
 	size_t nfiles;
 	/* Counters of the stats xattr (fs/stats.h), relaxed. */
@@ -70,11 +76,16 @@ void fs_open_del(struct fs *fs, struct fs_open_link *l);
 void fs_fill_attr(const struct fs *fs, uint64_t idx, struct stat *st);
 
 /*
- * The fblob of file idx, opened through sched_open on first use. *out is
- * borrowed from the inode table (valid until fs_detach; take a reference
- * with fblob_get to keep it longer). Returns 0 or sched_open's error.
+ * A new reference to the fblob of file idx (drop it with fblob_put),
+ * opening its blob through sched_open when it is not open. Returns 0 or
+ * sched_open's error.
  */
 int fs_inode_fblob(struct fs *fs, uint64_t idx, struct fblob **out)
+	__attribute__((warn_unused_result));
+
+/* What the cache holds of file idx, without opening or creating
+ * anything when its blob is not open (sched_peek). */
+int fs_inode_peek(struct fs *fs, uint64_t idx, struct sched_peek *p)
 	__attribute__((warn_unused_result));
 
 /*

@@ -1,10 +1,13 @@
 /*
- * inode.c: the inode table of a mount: inode = manifest index + 1, each
- * file's fblob opened on first use and kept until unmount.
+ * inode.c: the inode table of a mount: inode = manifest index + 1. It
+ * holds what a file is (its manifest entry), never an open blob: a blob
+ * is opened through the scheduler when a handle or a parked read needs
+ * it, and the scheduler closes it once it has been idle (DESIGN.md "Blob
+ * lifetime, sharing and eviction").
  *
  * The table is built before the mount and read-only after, except for
- * the _Atomic fields of struct fs_inode, which are set with a
- * compare-exchange. Lock order: fs->open_lock, then nothing.
+ * the _Atomic fields of struct fs_inode. Lock order: fs->open_lock, then
+ * nothing.
  */
 #include "fs/fs.h"
 
@@ -16,8 +19,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "fetch/prefetch.h"
 #include "fetch/sched.h"
 #include "fetch/source.h"
+#include "fs/fill.h"
 #include "fs/fs_i.h"
 #include "state/clock.h"
 #include "state/hlog.h"
@@ -56,10 +61,15 @@ int fs_attach(struct fs *fs, struct source *src, struct manifest *m,
 	for (i = 0; i < m->n; i++) {
 		const struct mentry *e = &m->entries[i];
 
-		atomic_init(&inodes[i].fb, NULL);
 		atomic_init(&inodes[i].warned_s, 0);
 		if (e->type != MENTRY_DIR) {
 			inodes[i].nlink = 1;
+			/* Only model files get one; failing to only loses
+			 * the format-aware readahead. */
+			if (prefetch_file_new(e->name, e->size,
+					      fs->opts.chunk_size,
+					      &inodes[i].pf))
+				inodes[i].pf = NULL;
 			continue;
 		}
 		/* find(1) may trust st_nlink - 2 as the subfolder count. */
@@ -74,31 +84,51 @@ int fs_attach(struct fs *fs, struct source *src, struct manifest *m,
 	fs->inodes = inodes;
 	fs->total_bytes = manifest_total_bytes(m);
 	fs->nfiles = manifest_file_count(m);
-	return 0;
+	return fill_new(fs, &fs->fill);
+}
+
+int fs_start(struct fs *fs)
+{
+	return fill_start(fs->fill);
+}
+
+void fs_stop(struct fs *fs)
+{
+	if (fs)
+		fill_stop(fs->fill);
 }
 
 void fs_detach(struct fs *fs)
 {
-	size_t i;
+	struct fs_open_link *l;
 
-	if (!fs || !fs->inodes)
+	if (!fs)
 		return;
-	for (i = 0; i < fs->manifest->n; i++)
-		fblob_put(atomic_exchange(&fs->inodes[i].fb, NULL));
+	/* Handles of files still open at unmount: no release will come. */
+	pthread_mutex_lock(&fs->open_lock);
+	for (l = fs->open_list.next; l != &fs->open_list; l = l->next) {
+		fblob_put(l->fb);
+		l->fb = NULL;
+	}
+	pthread_mutex_unlock(&fs->open_lock);
 }
 
 void fs_free(struct fs *fs)
 {
 	struct fs_open_link *l, *next;
+	size_t i;
 
 	if (!fs)
 		return;
+	fill_free(fs->fill);
 	/* Handles of files still open at unmount: no release came. */
 	for (l = fs->open_list.next; l != &fs->open_list; l = next) {
 		next = l->next;
 		free(l);
 	}
 	pthread_mutex_destroy(&fs->open_lock);
+	for (i = 0; fs->inodes && i < fs->manifest->n; i++)
+		prefetch_file_free(fs->inodes[i].pf);
 	free(fs->inodes);
 	free(fs);
 }
@@ -152,34 +182,43 @@ void fs_fill_attr(const struct fs *fs, uint64_t idx, struct stat *st)
 	st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
 }
 
+/* The target of file idx into *t, its strings in the returned buffer
+ * (free it after use); NULL when out of memory. */
+static char *inode_target(struct fs *fs, uint64_t idx, struct fblob_target *t)
+{
+	char *idbuf = malloc(FS_ID_MAX);
+
+	if (idbuf)
+		source_target(fs->source, fs->manifest, idx, t, idbuf,
+			      FS_ID_MAX);
+	return idbuf;
+}
+
 int fs_inode_fblob(struct fs *fs, uint64_t idx, struct fblob **out)
 {
-	struct fs_inode *in = &fs->inodes[idx];
 	struct fblob_target t;
-	struct fblob *fb, *cur = NULL;
-	char *idbuf;
+	char *idbuf = inode_target(fs, idx, &t);
 	int err;
 
-	fb = atomic_load(&in->fb);
-	if (fb) {
-		*out = fb;
-		return 0;
-	}
-	idbuf = malloc(FS_ID_MAX);
+	*out = NULL;
 	if (!idbuf)
 		return -ENOMEM;
-	source_target(fs->source, fs->manifest, idx, &t, idbuf, FS_ID_MAX);
-	err = sched_open(fs->sched, &t, &fb); /* a new reference */
+	err = sched_open(fs->sched, &t, out); /* a new reference */
 	free(idbuf);
-	if (err)
-		return err;
-	if (!atomic_compare_exchange_strong(&in->fb, &cur, fb)) {
-		/* Another open won: sched_open gave us the same fblob. */
-		fblob_put(fb);
-		fb = cur;
-	}
-	*out = fb;
-	return 0;
+	return err;
+}
+
+int fs_inode_peek(struct fs *fs, uint64_t idx, struct sched_peek *p)
+{
+	struct fblob_target t;
+	char *idbuf = inode_target(fs, idx, &t);
+	int err;
+
+	if (!idbuf)
+		return -ENOMEM;
+	err = sched_peek(fs->sched, &t, p);
+	free(idbuf);
+	return err;
 }
 
 void fs_warn(struct fs *fs, uint64_t idx, const char *what, int err)

@@ -28,17 +28,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "fetch/engine.h"
+#include "fetch/evictor.h"
 #include "fetch/sched.h"
 #include "fetch/source.h"
 #include "fs/fs.h"
 #include "state/cache.h"
+#include "state/fsutil.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
+
+/* statfs's f_type of a FUSE mount. */
+#define FUSE_SUPER_MAGIC 0x65735546
 
 /* Exit statuses the daemon parent passes on (DESIGN.md "Command line"). */
 enum { MOUNT_EXIT_OK = 0, MOUNT_EXIT_ERR = 1 };
@@ -50,11 +57,15 @@ struct mount {
 	struct cache *cache;
 	struct engine *engine;
 	struct sched *sched;
+	struct evictor *ev; /* the cache's size limit */
 	struct manifest *m;
 	char *mnt; /* the mountpoint's real path (owned) */
 	FILE *logf; /* -o log=, or NULL (owned) */
 	int notify_fd; /* daemon child: the pipe to the parent */
 	unsigned int max_threads;
+	uint64_t kernel_readahead; /* bytes for read_ahead_kb, 0: leave */
+	pthread_t ra_thread; /* sets it once INIT is answered */
+	bool ra_started;
 	bool handlers; /* libfuse's signal handlers are set */
 	bool mounted;
 	/* Set once the snapshot is listed and the session exists: the
@@ -289,6 +300,92 @@ static void on_corrupt(void *arg, struct fblob *fb)
 	}
 }
 
+/* ---- the kernel's readahead for the mount ---- */
+
+struct ra_job {
+	char *mnt; /* owned copy */
+	uint64_t bytes;
+};
+
+/*
+ * The kernel caps a FUSE mount's readahead at its bdi's read_ahead_kb
+ * (128 KiB unless set), taking the smaller of it and our max_readahead
+ * when it processes the INIT reply. So the bdi's value is raised after
+ * that: the stat below waits for INIT to be answered (every request
+ * does), then names the bdi (MAJ:MIN of st_dev). Files opened from then
+ * on get the larger window. Only root may write it: otherwise one debug
+ * line and the kernel's value stays.
+ */
+static void *kernel_readahead_main(void *arg)
+{
+	struct ra_job *j = arg;
+	char path[96], val[32];
+	struct statfs sf;
+	struct stat st;
+	int fd, len;
+
+	/* Ours still (not the folder under it after an early unmount). */
+	if (statfs(j->mnt, &sf) < 0 || sf.f_type != FUSE_SUPER_MAGIC) {
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "kernel readahead left as it is: '%s' is not mounted",
+		     j->mnt);
+		goto out;
+	}
+	if (stat(j->mnt, &st) < 0) {
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "kernel readahead left as it is: cannot stat '%s': %s",
+		     j->mnt, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	len = snprintf(val, sizeof(val), "%" PRIu64 "\n",
+		       (j->bytes + 1023) / 1024);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, val, (size_t)len) != len) {
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "kernel readahead left at the kernel's (128 KiB unless "
+		     "set): cannot write %s: %s",
+		     path, strerror(errno));
+	} else {
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "kernel readahead set to %" PRIu64 " KiB (%s)",
+		     (j->bytes + 1023) / 1024, path);
+	}
+	if (fd >= 0)
+		close(fd);
+out:
+	free(j->mnt);
+	free(j);
+	return NULL;
+}
+
+/* Starts kernel_readahead_main; failing to is only a debug line. */
+static void start_kernel_readahead(struct mount *m)
+{
+	struct ra_job *j;
+
+	if (!m->kernel_readahead || !m->mnt)
+		return;
+	j = calloc(1, sizeof(*j));
+	if (j)
+		j->mnt = strdup(m->mnt);
+	if (!j || !j->mnt) {
+		free(j);
+		return;
+	}
+	j->bytes = m->kernel_readahead;
+	if (pthread_create(&m->ra_thread, NULL, kernel_readahead_main, j)) {
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "kernel readahead left as it is: "
+		     "cannot start a thread");
+		free(j->mnt);
+		free(j);
+		return;
+	}
+	m->ra_started = true;
+}
+
 /* ---- the steps of mount_open ---- */
 
 /* Checks MOUNTPOINT; *out is its real path. An errno after the line. */
@@ -421,16 +518,30 @@ static int start_and_list(struct mount *m, const struct mount_opts *o,
 	}
 	sched_opts_default(&so);
 	so.chunk_size = o->fs.chunk_size;
+	/* Blobs are closed when idle, so any number of files is served
+	 * under the descriptor limit (raised to the hard one first). */
+	so.max_open_blobs = nofile_blob_budget(nofile_raise(), o->connections,
+					       o->max_threads);
 	so.offline = offline;
 	so.on_verified = on_verified;
 	so.on_corrupt = on_corrupt;
 	so.on_verified_arg = m;
+	engine_set_background_rate(m->engine, o->fs.prefetch_rate);
 	err = sched_new(&so, m->cache, m->engine, &m->sched);
 	if (err) {
 		fprintf(stderr, "hollowfs: cannot start the scheduler: %s\n",
 			strerror(-err));
 		return err;
 	}
+	/* Measures the cache now, and prunes it if it is over its limit. */
+	err = evictor_new(m->cache, m->sched, o->cache_max, o->cache_min_free,
+			  &m->ev);
+	if (err) {
+		fprintf(stderr, "hollowfs: cannot start the evictor: %s\n",
+			strerror(-err));
+		return err;
+	}
+	sched_set_evictor(m->sched, m->ev);
 
 	errbuf[0] = '\0';
 	err = source_snapshot(m->src, m->engine, m->cache, offline, &m->m,
@@ -512,6 +623,7 @@ int mount_open(const struct mount_opts *o, struct mount **out)
 	}
 	m->notify_fd = -1;
 	m->max_threads = o->max_threads;
+	m->kernel_readahead = o->fs.kernel_readahead;
 	hlog_set_debug_cats(o->debug_cats);
 	if (!o->foreground) {
 		/* Until the fork, only what stops the mount reaches the
@@ -535,6 +647,12 @@ int mount_open(const struct mount_opts *o, struct mount **out)
 	err = start_and_list(m, o, offline);
 	if (!err)
 		err = mount_session(m);
+	if (!err) {
+		err = fs_start(m->fs);
+		if (err)
+			fprintf(stderr, "hollowfs: cannot start the fill: %s\n",
+				strerror(-err));
+	}
 	if (err)
 		goto fail;
 	if (m->notify_fd >= 0) {
@@ -561,6 +679,7 @@ int mount_run(struct mount *m)
 		return -ENOMEM;
 	fuse_loop_cfg_set_max_threads(cfg, m->max_threads);
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	start_kernel_readahead(m);
 	res = fuse_session_loop_mt(m->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
 	if (res < 0)
@@ -579,15 +698,20 @@ void mount_free(struct mount *m)
 	 * Parked reads are answered (with errors) by engine_free and
 	 * sched_free while the session still exists; then unmount.
 	 */
+	fs_stop(m->fs);
 	engine_free(m->engine);
 	fs_detach(m->fs);
 	sched_free(m->sched);
+	evictor_free(m->ev);
 	if (m->mounted)
 		fuse_session_unmount(m->se);
 	if (m->handlers)
 		fuse_remove_signal_handlers(m->se);
 	if (m->se)
 		fuse_session_destroy(m->se);
+	/* Unmounted and the channel closed: its stat has returned. */
+	if (m->ra_started)
+		pthread_join(m->ra_thread, NULL);
 	fs_free(m->fs);
 	manifest_free(m->m);
 	source_free(m->src);

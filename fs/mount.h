@@ -41,6 +41,9 @@
 struct fuse_args;
 
 /* What to mount and how; strings borrowed for mount_open(). */
+/* cache_min_free's default: 5% of the cache's filesystem. */
+#define MOUNT_MIN_FREE_DEFAULT UINT64_MAX
+
 struct mount_opts {
 	const char *source; /* SOURCE as given */
 	const char *mountpoint;
@@ -56,7 +59,10 @@ struct mount_opts {
 	unsigned int retries;
 	unsigned int deadline_s; /* a transfer without progress fails */
 	const char *proxy; /* -o proxy=, "" for none; NULL: environment */
-	struct fs_opts fs; /* owner, chunk size, readahead */
+	struct fs_opts fs; /* owner, chunk size, readahead, prefetch */
+	uint64_t cache_max; /* -o cache_max=, bytes; 0: no limit */
+	uint64_t cache_min_free; /* bytes to keep free on the cache's
+				  * filesystem, or MOUNT_MIN_FREE_DEFAULT */
 	struct source_opts src; /* token_file, endpoint, options */
 	struct fuse_args *args; /* libfuse's arguments, borrowed */
 };

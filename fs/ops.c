@@ -47,6 +47,7 @@
 #include "fetch/prefetch.h"
 #include "fetch/sched.h"
 #include "fetch/source.h"
+#include "fs/fill.h"
 #include "fs/fs_i.h"
 #include "fs/stats.h"
 #include "state/hlog.h"
@@ -58,13 +59,12 @@
 #define XATTR_SHA256 "user.hollowfs.sha256"
 #define XATTR_STATS "user.hollowfs.stats" /* the root's */
 #define XATTR_BLOB "user.hollowfs.blob" /* its name in the cache */
+#define XATTR_PREFETCH "user.hollowfs.prefetch" /* set: fill_queue */
 
 /* Per open file, in fi->fh. */
 struct fhandle {
 	struct fs_open_link link; /* first: fs_free may free it */
 	uint64_t idx; /* manifest index */
-	struct fblob *fb; /* borrowed from the inode table; NULL for an
-				 * empty file */
 	struct prefetch_stream ra; /* readahead; its own lock */
 };
 
@@ -112,6 +112,9 @@ static void fill_entry(struct fs *fs, uint64_t idx, struct fuse_entry_param *e)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	unsigned long pipe_max = 0;
+	FILE *f;
+
 	(void)userdata;
 	/* fuse_reply_data() can then move blob pages to the kernel. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -124,10 +127,41 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/*
 	 * conn->max_readahead already holds the largest window the kernel
-	 * accepts; keep it: kernel readahead turns a sequential reader
-	 * into parallel READs, and our own readahead (per handle, below)
-	 * works in whole chunks ahead of them.
+	 * accepts (its bdi's read_ahead_kb, 128 KiB at mount time); keep
+	 * it. fs/mount.c raises read_ahead_kb once INIT is answered (-o
+	 * kernel_readahead=): the kernel then sends a sequential reader's
+	 * data in READs of up to max_pages, several in flight, instead of
+	 * 128 KiB ones; our readahead (per handle) works in whole chunks
+	 * ahead of them.
+	 *
+	 * max_pages: libfuse asks for max_write's worth (1 MiB unless
+	 * set). A reply spliced from the blob must fit, with its header, in
+	 * libfuse's per-thread pipe, which grows to fs.pipe-max-size (1 MiB
+	 * by default); a 1 MiB READ does not and is copied instead: a cat
+	 * of a cached 1 GiB file ran at 0.85 GB/s against 2.3 GB/s with
+	 * 512 KiB READs (README.md, "Readahead, model files and the
+	 * kernel"). So READs are at most half the pipe, 128 KiB to 1 MiB.
+	 * Nothing is ever written: max_write has no other use here.
 	 */
+	f = fopen("/proc/sys/fs/pipe-max-size", "re");
+	if (!f || fscanf(f, "%lu", &pipe_max) != 1)
+		pipe_max = 1ul << 20;
+	if (f)
+		fclose(f);
+	pipe_max /= 2;
+	if (pipe_max < 128ul << 10)
+		pipe_max = 128ul << 10;
+	if (pipe_max > 1ul << 20)
+		pipe_max = 1ul << 20;
+	if (conn->max_write > pipe_max)
+		conn->max_write = (unsigned)pipe_max;
+	/*
+	 * Background requests (readahead READs, async direct I/O) in
+	 * flight: the kernel's default of 12 is one reader's 4 MiB window
+	 * in 512 KiB READs and a half; loaders read with many threads.
+	 */
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -319,6 +353,48 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 
 /* ---- files ---- */
 
+/* Wants the header chunks of a model file still wanted (at open, and
+ * when parsing asks for more). */
+static void want_tensor_header(struct fs *fs, struct prefetch_file *pf,
+			       struct fblob *fb)
+{
+	uint64_t hdr_last;
+	int err;
+
+	if (!pf || !fb || !prefetch_file_header_want(pf, &hdr_last))
+		return;
+	err = sched_want(fs->sched, fb, 0, hdr_last, SCHED_READAHEAD, NULL,
+			 NULL, NULL);
+	if (err < 0)
+		hlog(HLOG_DEBUG, HLOG_FS,
+		     "want of the header of '%s' failed: %s", fblob_name(fb),
+		     strerror(-err));
+}
+
+/*
+ * The tensor map of a model file (fetch/prefetch.h): once the chunks of
+ * its header are in the cache, parse them; want more when it asks.
+ */
+static void load_tensor_map(struct fs *fs, struct prefetch_file *pf,
+			    struct fblob *fb)
+{
+	uint64_t hdr_last;
+	int err;
+
+	if (!pf || !prefetch_file_header_want(pf, &hdr_last) ||
+	    !fblob_all_done(fb, 0, hdr_last))
+		return;
+	err = prefetch_file_load(pf, fblob_data_fd(fb));
+	if (err == -EAGAIN)
+		want_tensor_header(fs, pf, fb);
+	else if (err && err != -EALREADY)
+		hlog(HLOG_DEBUG, HLOG_FS, "no tensor map for '%s': %s",
+		     fblob_name(fb), strerror(-err));
+	else if (!err)
+		hlog(HLOG_DEBUG, HLOG_FS, "tensor map of '%s' loaded",
+		     fblob_name(fb));
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = req_fs(req);
@@ -342,7 +418,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (e->size) {
-		err = fs_inode_fblob(fs, idx, &fb); /* borrowed */
+		err = fs_inode_fblob(fs, idx, &fb); /* the handle's reference */
 		if (err) {
 			fs_warn(fs, idx, "cannot open the cache file of", err);
 			fuse_reply_err(req, EIO);
@@ -351,12 +427,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fh = calloc(1, sizeof(*fh));
 	if (!fh) {
+		fblob_put(fb);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	prefetch_stream_init(&fh->ra);
+	want_tensor_header(fs, fs->inodes[idx].pf, fb); /* model files */
 	fh->idx = idx;
-	fh->fb = fb;
+	fh->link.fb = fb;
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	/*
 	 * A pinned snapshot never changes: the kernel keeps its pages across
@@ -367,10 +445,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = !fb || !fblob_hash(fb) || fblob_verified(fb);
 	fi->noflush = 1; /* nothing to flush on close */
 	fs_open_add(fs, &fh->link);
+	if (fb)
+		fill_opened(fs->fill, idx);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* The open was interrupted: no release will come. */
 		fs_open_del(fs, &fh->link);
 		prefetch_stream_release(&fh->ra);
+		fblob_put(fh->link.fb);
 		free(fh);
 	}
 }
@@ -390,31 +471,44 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		 * which makes that order visible to thread checkers.
 		 */
 		prefetch_stream_release(&fh->ra);
+		fblob_put(fh->link.fb); /* NULL after fs_detach */
 		free(fh);
 	}
 	fuse_reply_err(req, 0);
 }
 
+static void reply_uncached(fuse_req_t req, struct fs *fs, struct fblob *fb,
+			   uint64_t idx, uint64_t off, size_t len, int cause);
+
 /* Replies len bytes at off of fb's local copy (splice when offered). */
-static void reply_from_blob(fuse_req_t req, struct fblob *fb, uint64_t off,
-			    size_t len)
+static void reply_from_blob(fuse_req_t req, struct fs *fs, struct fblob *fb,
+			    uint64_t idx, uint64_t off, size_t len)
 {
 	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
-	int res;
+	uint64_t first, last;
+	int res, token;
 
 	/* A blob found corrupt is never read from again: its bytes are
-	 * being punched out once the replies begun before are over. */
-	if (!fblob_reply_begin(fb)) {
-		fuse_reply_err(req, EIO);
+	 * being punched out once the replies begun before are over. So are
+	 * chunks the evictor took back since they were found DONE: those
+	 * bytes are read again, uncached (rare: the least recently read
+	 * chunks go first). */
+	if (!fblob_chunks_for(fb, off, len, &first, &last) ||
+	    !fblob_reply_begin(fb, first, last, &token)) {
+		if (fblob_error(fb))
+			fuse_reply_err(req, EIO);
+		else
+			reply_uncached(req, fs, fb, idx, off, len, -ENOLCK);
 		return;
 	}
+	fblob_note_read(fb, first, last);
 	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	bv.buf[0].fd = fblob_data_fd(fb);
 	bv.buf[0].pos = (off_t)off;
 	atomic_fetch_add(&req_fs(req)->st_bytes_served, len);
 	/* On a local failure fuse_reply_data replies the error itself. */
 	res = fuse_reply_data(req, &bv, 0);
-	fblob_reply_end(fb);
+	fblob_reply_end(fb, token);
 	if (res < 0)
 		hlog(HLOG_DEBUG, HLOG_FS,
 		     "reply of %zu bytes at %" PRIu64 " of '%s' failed: %s",
@@ -501,7 +595,8 @@ static void pr_reply(struct pending_read *pr, enum pr_state st, int err)
 	else if (err)
 		reply_read_error(pr->req, pr->fs, pr->idx, err);
 	else
-		reply_from_blob(pr->req, pr->fb, pr->off, pr->len);
+		reply_from_blob(pr->req, pr->fs, pr->fb, pr->idx, pr->off,
+				pr->len);
 	pr_free(pr);
 }
 
@@ -589,8 +684,8 @@ static void park_read(fuse_req_t req, struct fs *fs, struct fhandle *fh,
 	pthread_mutex_init(&pr->lock, NULL);
 	pr->req = req;
 	pr->fs = fs;
-	fblob_get(fh->fb);
-	pr->fb = fh->fb;
+	fblob_get(fh->link.fb);
+	pr->fb = fh->link.fb;
 	pr->idx = fh->idx;
 	pr->off = off;
 	pr->len = len;
@@ -638,11 +733,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		.chunk_size = fs->opts.chunk_size,
 		.readahead_max = fs->opts.readahead_max,
 	};
+	struct prefetch_range ra[PREFETCH_MAX_RANGES];
+	struct prefetch_file *pf;
 	const struct mentry *e;
-	uint64_t idx, first, last, uoff, ra_from = 0, ra_to = 0;
+	uint64_t idx, first, last, uoff;
 	struct fblob *fb;
-	bool ra;
-	size_t len;
+	size_t len, nra, i;
 	int res;
 
 	e = fs_entry(fs, ino, &idx);
@@ -655,40 +751,49 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	uoff = (uint64_t)off;
-	if (uoff >= e->size || !size || !fh->fb) {
+	if (uoff >= e->size || !size || !fh->link.fb) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
 	len = e->size - uoff < size ? (size_t)(e->size - uoff) : size;
-	fb = fh->fb; /* the inode table's: valid until unmount */
+	fill_read(fs->fill, idx);
+	/* Our own reference: once the reply is sent, a RELEASE on another
+	 * thread may drop the handle's. */
+	fb = fh->link.fb;
+	fblob_get(fb);
 	if (!fblob_chunks_for(fb, uoff, len, &first, &last)) {
 		fuse_reply_buf(req, NULL, 0);
+		fblob_put(fb);
 		return;
 	}
 	/*
 	 * Plan the readahead now: once the reply is sent, the file may be
 	 * closed and fh freed by a RELEASE on another thread.
 	 */
-	ra = prefetch_plan(&fh->ra, &ra_opts, uoff, len, last,
-			   fblob_nchunks(fb), &ra_from, &ra_to);
+	pf = fs->inodes[idx].pf; /* the inode table's: until unmount */
+	load_tensor_map(fs, pf, fb);
+	nra = prefetch_plan_file(&fh->ra, pf, &ra_opts, uoff, len, first, last,
+				 fblob_nchunks(fb), ra);
 	atomic_fetch_add(&fs->st_reads, 1);
 	if (fblob_servable(fb, first, last)) {
 		atomic_fetch_add(&fs->st_bytes_from_cache, len);
-		reply_from_blob(req, fb, uoff, len);
+		reply_from_blob(req, fs, fb, idx, uoff, len);
 	} else {
 		park_read(req, fs, fh, uoff, len, first, last);
 	}
 	/* req and fh may be gone: only fs and fb from here on. The demand
 	 * is queued first; readahead never delays it. */
-	if (!ra)
-		return;
-	res = sched_want(fs->sched, fb, ra_from, ra_to, SCHED_READAHEAD, NULL,
-			 NULL, NULL);
-	if (res < 0)
-		hlog(HLOG_DEBUG, HLOG_FS,
-		     "readahead of chunks %" PRIu64 "-%" PRIu64
-		     " of '%s' failed: %s",
-		     ra_from, ra_to, fblob_name(fb), strerror(-res));
+	for (i = 0; i < nra; i++) {
+		res = sched_want(fs->sched, fb, ra[i].from, ra[i].to,
+				 SCHED_READAHEAD, NULL, NULL, NULL);
+		if (res < 0)
+			hlog(HLOG_DEBUG, HLOG_FS,
+			     "readahead of chunks %" PRIu64 "-%" PRIu64
+			     " of '%s' failed: %s",
+			     ra[i].from, ra[i].to, fblob_name(fb),
+			     strerror(-res));
+	}
+	fblob_put(fb);
 }
 
 /* ---- extended attributes ---- */
@@ -699,8 +804,8 @@ static int xattr_value(struct fs *fs, uint64_t idx, const char *name, char *buf,
 		       size_t buflen)
 {
 	const struct mentry *e = &fs->manifest->entries[idx];
+	struct sched_peek pk;
 	const char *url;
-	struct fblob *fb;
 	int err;
 
 	if (e->type != MENTRY_FILE)
@@ -719,6 +824,10 @@ static int xattr_value(struct fs *fs, uint64_t idx, const char *name, char *buf,
 		snprintf(buf, buflen, "%s", e->content_id);
 		return 0;
 	}
+	if (!strcmp(name, XATTR_PREFETCH)) {
+		fill_file_status(fs->fill, idx, buf, buflen);
+		return 0;
+	}
 	if (strcmp(name, XATTR_CACHED) && strcmp(name, XATTR_CHUNKS) &&
 	    strcmp(name, XATTR_BLOB))
 		return -ENODATA;
@@ -729,16 +838,18 @@ static int xattr_value(struct fs *fs, uint64_t idx, const char *name, char *buf,
 			 strcmp(name, XATTR_CACHED) ? "0/0" : "0");
 		return 0;
 	}
-	err = fs_inode_fblob(fs, idx, &fb); /* borrowed */
+	/* A file never opened is answered from its sidecar, if any: asking
+	 * creates nothing and keeps no descriptor. */
+	err = fs_inode_peek(fs, idx, &pk);
 	if (err)
 		return err;
 	if (!strcmp(name, XATTR_BLOB))
-		snprintf(buf, buflen, "%s", fblob_hex(fb));
+		snprintf(buf, buflen, "%s", pk.hex);
 	else if (!strcmp(name, XATTR_CACHED))
-		snprintf(buf, buflen, "%" PRIu64, fblob_done_bytes(fb));
+		snprintf(buf, buflen, "%" PRIu64, pk.done_bytes);
 	else
-		snprintf(buf, buflen, "%" PRIu64 "/%" PRIu64,
-			 fblob_done_count(fb), fblob_nchunks(fb));
+		snprintf(buf, buflen, "%" PRIu64 "/%" PRIu64, pk.done_count,
+			 pk.nchunks);
 	return 0;
 }
 
@@ -947,12 +1058,25 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
-	(void)ino;
-	(void)name;
-	(void)value;
-	(void)size;
+	struct fs *fs = req_fs(req);
+	uint64_t idx;
+	int err;
+
 	(void)flags;
-	fuse_reply_err(req, EROFS);
+	if (!fs_entry(fs, ino, &idx)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (strcmp(name, XATTR_PREFETCH)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (size != 1 || value[0] != '1') {
+		fuse_reply_err(req, EINVAL); /* only "1" means something */
+		return;
+	}
+	err = fill_queue(fs->fill, idx, true);
+	fuse_reply_err(req, -err);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

@@ -19,7 +19,7 @@ set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$src/build-fuzz}
 total=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-sidecar manifest dirindex http hf_tree s3_list}
+targets=${FUZZ_TARGETS:-sidecar manifest dirindex http hf_tree s3_list format}
 
 case $total in
 '' | *[!0-9]*)

@@ -4,6 +4,7 @@
  * No locks of its own: the chunk map locks itself, and blob_save() has a
  * single caller per blob (the scheduler's saver).
  */
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include "state/blob.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "state/hlog.h"
 #include "state/state_i.h"
@@ -118,6 +120,83 @@ static int blob_load_state(struct blob *b)
 	return blob_start_over(b);
 }
 
+void blob_identity(const char *kind, const char *content_id, uint64_t size,
+		   uint32_t chunk_size, uint8_t identity[16])
+{
+	XXH3_state_t st;
+	XXH128_canonical_t canon;
+	uint8_t le[12];
+
+	if (chunk_size == BLOB_CHUNK_SIZE_DEFAULT) {
+		cache_identity(kind, content_id, size, identity);
+		return;
+	}
+	if (!kind)
+		kind = "";
+	if (!content_id)
+		content_id = "";
+	put_le64(le, size);
+	put_le32(le + 8, chunk_size);
+	XXH3_128bits_reset(&st);
+	XXH3_128bits_update(&st, kind, strlen(kind) + 1);
+	XXH3_128bits_update(&st, content_id, strlen(content_id) + 1);
+	XXH3_128bits_update(&st, le, sizeof(le));
+	XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(&st));
+	memcpy(identity, canon.digest, 16);
+}
+
+void blob_identity_hex(const char *kind, const char *content_id, uint64_t size,
+		       uint32_t chunk_size, char hex[33])
+{
+	uint8_t id[16];
+
+	blob_identity(kind, content_id, size, chunk_size, id);
+	cache_identity_hex(id, hex);
+}
+
+/* Has blob hex a data file (a regular file) in c? */
+static bool data_file_exists(const struct cache *c, const char *hex)
+{
+	char rel[64];
+	struct stat st;
+
+	snprintf(rel, sizeof(rel), "%.2s/%s", hex, hex);
+	return !fstatat(cache_area_fd(c, AREA_BLOBS), rel, &st,
+			AT_SYMLINK_NOFOLLOW) &&
+	       S_ISREG(st.st_mode);
+}
+
+int blob_find(const struct cache *c, const char *kind, const char *content_id,
+	      uint64_t size, uint32_t prefer, char hex[33],
+	      uint32_t *chunk_size)
+{
+	uint32_t first = prefer ? prefer : BLOB_CHUNK_SIZE_DEFAULT;
+	uint32_t cs;
+
+	blob_identity_hex(kind, content_id, size, first, hex);
+	*chunk_size = first;
+	if (data_file_exists(c, hex))
+		return 0;
+	if (first != BLOB_CHUNK_SIZE_DEFAULT) {
+		blob_identity_hex(kind, content_id, size,
+				  BLOB_CHUNK_SIZE_DEFAULT, hex);
+		*chunk_size = BLOB_CHUNK_SIZE_DEFAULT;
+		if (data_file_exists(c, hex))
+			return 0;
+	}
+	for (cs = CHUNK_SIZE_MIN; cs && cs <= CHUNK_SIZE_MAX; cs *= 2) {
+		if (cs == first || cs == BLOB_CHUNK_SIZE_DEFAULT)
+			continue;
+		blob_identity_hex(kind, content_id, size, cs, hex);
+		*chunk_size = cs;
+		if (data_file_exists(c, hex))
+			return 0;
+	}
+	blob_identity_hex(kind, content_id, size, first, hex);
+	*chunk_size = first;
+	return -ENOENT;
+}
+
 int blob_open(const struct cache *c, const char *kind, const char *content_id,
 	      uint64_t size, uint32_t chunk_size, struct blob **out)
 {
@@ -135,7 +214,7 @@ int blob_open(const struct cache *c, const char *kind, const char *content_id,
 	b->files.dir_fd = -1;
 	b->layout.file_size = size;
 	b->layout.chunk_size = chunk_size;
-	cache_identity(kind, content_id, size, b->layout.identity);
+	blob_identity(kind, content_id, size, chunk_size, b->layout.identity);
 	cache_identity_hex(b->layout.identity, b->hex);
 	b->nchunks = chunk_count(size, chunk_size);
 	snprintf(b->state_name, sizeof(b->state_name), "%s.state", b->hex);
@@ -266,4 +345,62 @@ int blob_sums_entry(const struct blob *b, uint64_t idx, uint64_t *sum)
 	if (n == (ssize_t)sizeof(le))
 		*sum = get_le64(le);
 	return 0;
+}
+
+int blob_punch(struct blob *b, const uint64_t *idx, size_t n, uint64_t *freed)
+{
+	struct stat st;
+	uint64_t before, off, len;
+	size_t i;
+	int err;
+
+	*freed = 0;
+	for (i = 0; i < n; i++)
+		if (idx[i] >= b->nchunks)
+			return -EINVAL;
+	if (fstat(b->files.data_fd, &st) < 0)
+		return -errno;
+	if (st.st_nlink > 1)
+		return -EMLINK;
+	before = (uint64_t)st.st_blocks * 512;
+	for (i = 0; i < n; i++)
+		if (chunkmap_get(b->map, idx[i]) == CHUNK_DONE)
+			chunkmap_set(b->map, idx[i], CHUNK_MISSING);
+	for (i = 0; i < n; i++) {
+		err = cache_sums_write(b->files.sums_fd, idx[i], 0);
+		if (err)
+			return err;
+	}
+	/* The bits leave the disk before the bytes do. */
+	err = blob_save(b);
+	if (err)
+		return err;
+	if (fdatasync(b->files.sums_fd) < 0)
+		return -errno;
+	for (i = 0; i < n; i++) {
+		chunkmap_chunk_range(b->map, idx[i], &off, &len);
+		if (fallocate(b->files.data_fd,
+			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)off, (off_t)len) < 0)
+			return errno == ENOSYS ? -EOPNOTSUPP : -errno;
+	}
+	if (fstat(b->files.data_fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_blocks * 512 < before)
+		*freed = before - (uint64_t)st.st_blocks * 512;
+	return 0;
+}
+
+uint64_t blob_allocated(const struct blob *b)
+{
+	struct stat st;
+	uint64_t n = 0;
+
+	if (!fstat(b->files.data_fd, &st))
+		n += (uint64_t)st.st_blocks * 512;
+	if (!fstat(b->files.sums_fd, &st))
+		n += (uint64_t)st.st_blocks * 512;
+	if (!fstatat(b->files.dir_fd, b->state_name, &st, AT_SYMLINK_NOFOLLOW))
+		n += (uint64_t)st.st_blocks * 512;
+	return n;
 }

@@ -45,8 +45,6 @@
 #define FILE_MODE 0600
 #define EXPORT_FILE_MODE 0644 /* write_file_atomic: outside the cache */
 
-enum cache_area { AREA_BLOBS, AREA_SNAPSHOTS, AREA_REFS, AREA_COUNT };
-
 static const char *const area_names[AREA_COUNT] = { "blobs", "snapshots",
 						    "refs" };
 
@@ -448,6 +446,11 @@ const char *cache_dir(const struct cache *c)
 	return c->dir;
 }
 
+int cache_area_fd(const struct cache *c, enum cache_area area)
+{
+	return c->area_fd[area];
+}
+
 void cache_identity(const char *kind, const char *content_id, uint64_t size,
 		    uint8_t identity[16])
 {
@@ -604,6 +607,88 @@ void cache_blob_files_close(struct cache_blob_files *f)
 	f->data_fd = f->sums_fd = f->lock_fd = f->dir_fd = -1;
 }
 
+/* Takes or changes our OFD lock on the in-use byte. */
+static int inuse_lock(int lock_fd, short type, bool wait)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl)); /* l_pid must be 0 for OFD locks */
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = (off_t)CACHE_INUSE_BYTE;
+	fl.l_len = 1;
+	for (;;) {
+		if (!fcntl(lock_fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl))
+			return 0;
+		if (errno == EINTR && wait)
+			continue;
+		if (errno == EACCES || errno == EAGAIN)
+			return -EAGAIN;
+		return -errno;
+	}
+}
+
+int cache_blob_inuse_share(int lock_fd)
+{
+	return inuse_lock(lock_fd, F_RDLCK, true);
+}
+
+int cache_blob_inuse_upgrade(int lock_fd)
+{
+	return inuse_lock(lock_fd, F_WRLCK, false);
+}
+
+int cache_blob_inuse_downgrade(int lock_fd)
+{
+	return inuse_lock(lock_fd, F_RDLCK, false);
+}
+
+int cache_blob_touch(int lock_fd)
+{
+	return futimens(lock_fd, NULL) < 0 ? -errno : 0;
+}
+
+bool cache_fd_linked_at(int dirfd, const char *name, int fd)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) < 0 ||
+	    fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0)
+		return false;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/*
+ * Opens (creating) the lock file name in dirfd and takes the in-use lock
+ * shared, waiting while an evictor holds it; then makes sure the file is
+ * still the one linked there (an evictor unlinks it last, and one that
+ * has, has unlinked the rest of the blob too): if not, starts over.
+ */
+static int lock_file_open(int dirfd, const char *shown, const char *name,
+			  int *out)
+{
+	struct stat st;
+	int fd, err, tries;
+
+	*out = -1;
+	for (tries = 0; tries < CACHE_OPEN_RETRIES; tries++) {
+		err = open_file_at(dirfd, shown, name, &st, &fd);
+		if (err)
+			return err;
+		err = inuse_lock(fd, F_RDLCK, true);
+		if (err) {
+			close(fd);
+			return err;
+		}
+		if (cache_fd_linked_at(dirfd, name, fd)) {
+			*out = fd;
+			return 0;
+		}
+		close(fd); /* evicted meanwhile: a new blob */
+	}
+	return -EAGAIN;
+}
+
 int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 		    uint32_t chunk_size, struct cache_blob_files *out)
 {
@@ -612,7 +697,6 @@ int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 	};
 	char shown[PATH_MAX], fan[3], name[NAME_MAX + 1];
 	bool sums_short;
-	struct stat st;
 	int err;
 
 	*out = f;
@@ -634,6 +718,14 @@ int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 	if (err)
 		goto out_close;
 
+	/* The in-use lock before any other file: see cache.h. */
+	err = path_fmt(name, sizeof(name), "%s.lock", hex);
+	if (!err)
+		err = lock_file_open(f.dir_fd, shown, name, &f.lock_fd);
+	if (err)
+		goto out_close;
+	cache_blob_touch(f.lock_fd);
+
 	err = open_sized_at(f.dir_fd, shown, hex, file_size, &f.data_fd,
 			    &f.data_short);
 	if (!err)
@@ -645,11 +737,6 @@ int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 		err = open_sized_at(f.dir_fd, shown, name,
 				    chunk_count(file_size, chunk_size) * 8,
 				    &f.sums_fd, &sums_short);
-	if (err)
-		goto out_close;
-	err = path_fmt(name, sizeof(name), "%s.lock", hex);
-	if (!err)
-		err = open_file_at(f.dir_fd, shown, name, &st, &f.lock_fd);
 	if (err)
 		goto out_close;
 	*out = f;
@@ -776,7 +863,7 @@ out_free:
 
 /* Escapes one path component: [A-Za-z0-9._-] stay, the rest is %XX; a
  * leading '.' is escaped too, so "." and ".." cannot come out. */
-static int escape_name(const char *in, char *out, size_t outlen)
+int cache_escape_name(const char *in, char *out, size_t outlen)
 {
 	static const char digits[] = "0123456789ABCDEF";
 	size_t o = 0;
@@ -821,7 +908,7 @@ static int keyed_open(const struct cache *c, enum cache_area area,
 	if (!key || !*key)
 		return -EINVAL;
 	/* Room for the suffix within one file name. */
-	err = escape_name(name, out, NAME_MAX + 1 - strlen(suffix));
+	err = cache_escape_name(name, out, NAME_MAX + 1 - strlen(suffix));
 	if (err)
 		return err;
 	strcat(out, suffix);

@@ -5,7 +5,10 @@
  *   CACHE/blobs/ab/abcdef....state   bitmap sidecar (state/sidecar.h)
  *   CACHE/blobs/ab/abcdef....sums    per-chunk xxh3-64, u64 LE at idx * 8
  *   CACHE/blobs/ab/abcdef....lock    byte k is OFD-locked while a process
- *                                    fetches chunk k
+ *                                    fetches chunk k; byte CACHE_INUSE_BYTE
+ *                                    shared by every process that has the
+ *                                    blob open (below); its mtime is when
+ *                                    the blob was last opened
  *   CACHE/snapshots/KEY/VERSION.json manifest of a pinned snapshot
  *   CACHE/refs/KEY/REF               commit a ref last resolved to
  *
@@ -101,7 +104,7 @@ struct cache_blob_files {
 
 /* Opens blobs/ab/ (creating it 0700) and in it opens (creating if needed,
  * 0600, O_CLOEXEC, never through a symbolic link) the three files of a
- * blob, growing data and sums to their size (sparse); never truncates
+ * blob, the lock file first, under the shared in-use lock (below), growing data and sums to their size (sparse); never truncates
  * existing bytes of a file of the right size. A longer file is not one of
  * ours (the size is part of the name): it is cut to size, with a warning.
  * A file readable by others is made 0600. -EINVAL for a bad chunk size or
@@ -112,6 +115,39 @@ int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 		    uint32_t chunk_size, struct cache_blob_files *out)
 	__attribute__((warn_unused_result));
 void cache_blob_files_close(struct cache_blob_files *f);
+
+/*
+ * The in-use lock: byte CACHE_INUSE_BYTE of a blob's lock file (far above
+ * any chunk index), OFD-locked shared by every open file description that
+ * has the blob open, exclusive by an evictor (state/evict.h) for the few
+ * unlinks of an eviction, never longer.
+ *
+ * cache_blob_open takes it shared, waiting (F_OFD_SETLKW) only while an
+ * evictor holds it, before it creates or opens the data and sums files,
+ * then checks that its lock file is still the one linked under its name
+ * (an evictor unlinks it last); if not, it closes it and starts over (at
+ * most CACHE_OPEN_RETRIES times, then -EAGAIN). So an opener never uses
+ * files an evictor has just unlinked, and an evictor never removes a
+ * blob a process has open. Closing the descriptor releases it.
+ */
+#define CACHE_INUSE_BYTE (1ull << 62)
+#define CACHE_OPEN_RETRIES 64
+
+/* Takes the in-use lock shared on lock_fd, waiting only while an evictor
+ * holds it (what cache_blob_open does): 0 or the error of fcntl(2). */
+int cache_blob_inuse_share(int lock_fd) __attribute__((warn_unused_result));
+/* Converts our shared in-use lock to exclusive (or takes it, on a
+ * description that holds none: an evictor) without waiting: 0, or
+ * -EAGAIN (our shared lock is kept) when another open file description
+ * (another process) has the blob open. */
+int cache_blob_inuse_upgrade(int lock_fd) __attribute__((warn_unused_result));
+/* Back to shared (never waits; 0 or the error of fcntl(2)). */
+int cache_blob_inuse_downgrade(int lock_fd) __attribute__((warn_unused_result));
+/* Is fd the file linked at name in dirfd now (same device and inode)? */
+bool cache_fd_linked_at(int dirfd, const char *name, int fd);
+/* Marks the blob used now: futimens on its lock file, whose mtime is the
+ * "last used" time eviction sorts by. cache_blob_open calls it. */
+int cache_blob_touch(int lock_fd);
 
 /* Takes the OFD write lock on byte idx of lock_fd without waiting:
  * 0, or -EAGAIN when another open file description (another process)
@@ -184,5 +220,15 @@ int write_file_atomic(const char *path, const void *buf, size_t len)
  * written through. */
 int write_file_atomic_at(int dirfd, const char *name, const void *buf,
 			 size_t len) __attribute__((warn_unused_result));
+
+/* The layout folders, for state/evict.c (borrowed: not to be closed). */
+enum cache_area { AREA_BLOBS, AREA_SNAPSHOTS, AREA_REFS, AREA_COUNT };
+int cache_area_fd(const struct cache *c, enum cache_area area);
+
+/* Escapes one path component as the snapshots and refs are named:
+ * [A-Za-z0-9._-] stay, the rest (and a leading '.') is %XX. -EINVAL for
+ * an empty or NULL in, -ENAMETOOLONG. */
+int cache_escape_name(const char *in, char *out, size_t outlen)
+	__attribute__((warn_unused_result));
 
 #endif

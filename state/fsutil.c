@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,4 +137,35 @@ int fsync_parent(const char *path)
 		err = -errno;
 	close(fd);
 	return err;
+}
+
+uint64_t nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+		if (!setrlimit(RLIMIT_NOFILE, &want))
+			rl.rlim_cur = rl.rlim_max;
+	}
+	return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX :
+					      (uint64_t)rl.rlim_cur;
+}
+
+size_t nofile_blob_budget(uint64_t nofile, unsigned int connections,
+			  unsigned int threads)
+{
+	uint64_t keep = 64 + 2 * (uint64_t)connections + threads, n;
+
+	/* 4 each, and as much again for what else comes and goes (an
+	 * export's copy, the evictor's scans, a listing's sockets). */
+	n = nofile > keep ? (nofile - keep) / 8 : 0;
+	if (n < 16)
+		n = 16;
+	if (n > 8192)
+		n = 8192;
+	return (size_t)n;
 }

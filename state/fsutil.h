@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* snprintf into out: 0, -ENAMETOOLONG when it does not fit, -EINVAL when
@@ -55,5 +56,17 @@ int dir_open_at(int dirfd, const char *name, mode_t mode, bool create, int *out)
  * folder (EINVAL) is not an error.
  */
 int fsync_parent(const char *path) __attribute__((warn_unused_result));
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit (a daemon serving many
+ * files wants all it may have) and returns the soft limit then in force
+ * (RLIM_INFINITY as UINT64_MAX). */
+uint64_t nofile_raise(void);
+
+/* How many blobs (4 descriptors each) may be open at once under a
+ * descriptor limit: half of what is left once room is kept for
+ * connections (two each: a socket and curl's own), FUSE worker threads
+ * and the rest of the process; at least 16, at most 8192. */
+size_t nofile_blob_budget(uint64_t nofile, unsigned int connections,
+			  unsigned int threads);
 
 #endif

@@ -485,65 +485,136 @@ static int json_set_int(json_t *obj, const char *key, json_int_t i)
 	return 0;
 }
 
-static int entry_to_json(const struct mentry *e, json_t *arr)
+/* The JSON object of one entry (a new reference), or NULL with *err. */
+static json_t *entry_to_json(const struct mentry *e, int *err)
 {
 	json_t *o = json_object();
-	int err;
 
-	if (!o)
-		return -ENOMEM;
-	err = json_set_str(o, "path", e->path);
-	if (!err)
-		err = json_set_str(o, "type",
-				   e->type == MENTRY_DIR ? "dir" : "file");
-	if (!err)
-		err = json_set_int(o, "size", (json_int_t)e->size);
-	if (!err)
-		err = json_set_int(o, "mtime", (json_int_t)e->mtime);
-	if (!err)
-		err = json_set_str(o, "id", e->content_id);
-	if (!err)
-		err = json_set_str(o, "hash", e->hash_kind);
-	if (!err)
-		err = json_set_str(o, "url", e->url);
-	if (err) {
+	*err = o ? 0 : -ENOMEM;
+	if (!*err)
+		*err = json_set_str(o, "path", e->path);
+	if (!*err)
+		*err = json_set_str(o, "type",
+				    e->type == MENTRY_DIR ? "dir" : "file");
+	if (!*err)
+		*err = json_set_int(o, "size", (json_int_t)e->size);
+	if (!*err)
+		*err = json_set_int(o, "mtime", (json_int_t)e->mtime);
+	if (!*err)
+		*err = json_set_str(o, "id", e->content_id);
+	if (!*err)
+		*err = json_set_str(o, "hash", e->hash_kind);
+	if (!*err)
+		*err = json_set_str(o, "url", e->url);
+	if (*err) {
 		json_decref(o);
-		return err;
+		return NULL;
 	}
-	return json_array_append_new(arr, o) ? -ENOMEM : 0;
+	return o;
 }
 
+/* A growing output string. */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static int jbuf_reserve(struct jbuf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	char *p;
+
+	while (cap - b->len < more) {
+		if (cap > SIZE_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	if (cap == b->cap)
+		return 0;
+	p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int jbuf_put(struct jbuf *b, const char *s, size_t len)
+{
+	int err = jbuf_reserve(b, len + 1);
+
+	if (err)
+		return err;
+	memcpy(b->p + b->len, s, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+/* Appends the compact dump of v (the caller's reference is dropped). */
+static int jbuf_dump(struct jbuf *b, json_t *v)
+{
+	const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+	size_t need = json_dumpb(v, NULL, 0, flags);
+	int err = need ? jbuf_reserve(b, need + 1) : -ENOMEM;
+
+	if (!err && json_dumpb(v, b->p + b->len, need, flags) != need)
+		err = -ENOMEM;
+	if (!err) {
+		b->len += need;
+		b->p[b->len] = '\0';
+	}
+	json_decref(v);
+	return err;
+}
+
+/*
+ * Streams the JSON form one entry at a time, so a listing of 100,000
+ * files never exists as a whole jansson tree (about 800 bytes an entry):
+ * the header object is dumped with its closing '}' cut, then
+ * ,"entries":[ and each entry's object. The bytes are those json_dumps
+ * of the whole tree would give (JSON_COMPACT | JSON_PRESERVE_ORDER).
+ */
 int manifest_to_json(const struct manifest *m, char **out)
 {
-	json_t *root, *arr;
+	struct jbuf b = { 0 };
+	json_t *head, *o;
 	size_t i;
 	int err;
 
 	*out = NULL;
-	root = json_object();
-	arr = json_array();
-	if (!root || !arr) {
-		json_decref(arr);
-		err = -ENOMEM;
-		goto out_root;
+	head = json_object();
+	err = head ? json_set_int(head, "format", 1) : -ENOMEM;
+	if (!err)
+		err = json_set_str(head, "source", m->source);
+	if (!err)
+		err = json_set_str(head, "version", m->version);
+	if (err) {
+		json_decref(head);
+		return err;
 	}
-	err = json_set_int(root, "format", 1);
+	err = jbuf_dump(&b, head);
+	if (!err) {
+		b.len--; /* the header's closing '}' */
+		err = jbuf_put(&b, ",\"entries\":[", 12);
+	}
+	for (i = 1; !err && i < m->n; i++) { /* the root is implied */
+		o = entry_to_json(&m->entries[i], &err);
+		if (!err && i > 1)
+			err = jbuf_put(&b, ",", 1);
+		if (!err)
+			err = jbuf_dump(&b, o);
+		else
+			json_decref(o);
+	}
 	if (!err)
-		err = json_set_str(root, "source", m->source);
-	if (!err)
-		err = json_set_str(root, "version", m->version);
-	if (!err && json_object_set_new(root, "entries", arr))
-		err = -ENOMEM;
-	for (i = 1; !err && i < m->n; i++) /* the root is implied */
-		err = entry_to_json(&m->entries[i], arr);
-	if (err)
-		goto out_root;
-	*out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!*out)
-		err = -ENOMEM;
-out_root:
-	json_decref(root);
-	return err;
+		err = jbuf_put(&b, "]}", 2);
+	if (err) {
+		free(b.p);
+		return err;
+	}
+	*out = b.p;
+	return 0;
 }
 
 /* obj[key] as a string: absent or null gives NULL; else -EBADMSG. */
@@ -616,37 +687,151 @@ static int entry_from_json(struct manifest *m, const json_t *o)
 	return err == -ENOMEM ? err : err ? -EBADMSG : 0;
 }
 
+/* The index of the first byte of text[pos, len) that is not JSON white
+ * space (len if none). */
+static size_t json_skip_ws(const char *text, size_t len, size_t pos)
+{
+	while (pos < len && (text[pos] == ' ' || text[pos] == '\t' ||
+			     text[pos] == '\n' || text[pos] == '\r'))
+		pos++;
+	return pos;
+}
+
+/* One JSON value decoded from text[*pos, len), *pos moved past it; NULL
+ * when malformed. */
+static json_t *json_load_one(const char *text, size_t len, size_t *pos)
+{
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK |
+			     JSON_DECODE_ANY;
+	json_error_t jerr;
+	json_t *v = json_loadb(text + *pos, len - *pos, flags, &jerr);
+
+	if (v && jerr.position <= 0) {
+		json_decref(v);
+		return NULL;
+	}
+	if (v)
+		*pos += (size_t)jerr.position;
+	return v;
+}
+
+/* The "entries" array at text[*pos], added to m one element at a time;
+ * *pos moved past it. */
+static int entries_from_json(struct manifest *m, const char *text, size_t len,
+			     size_t *pos)
+{
+	size_t p = *pos;
+	json_t *item;
+	int err;
+
+	if (p >= len || text[p] != '[')
+		return -EBADMSG;
+	p = json_skip_ws(text, len, p + 1);
+	if (p < len && text[p] == ']') {
+		*pos = p + 1;
+		return 0;
+	}
+	for (;;) {
+		item = json_load_one(text, len, &p);
+		if (!item)
+			return -EBADMSG;
+		err = entry_from_json(m, item);
+		json_decref(item);
+		if (err)
+			return err;
+		p = json_skip_ws(text, len, p);
+		if (p < len && text[p] == ',') {
+			p = json_skip_ws(text, len, p + 1);
+			continue;
+		}
+		if (p < len && text[p] == ']') {
+			*pos = p + 1;
+			return 0;
+		}
+		return -EBADMSG;
+	}
+}
+
+/* The members of the top-level object: "entries" streamed into m, the
+ * others kept in head (a duplicated key is -EBADMSG). */
+static int members_from_json(struct manifest *m, json_t *head, const char *text,
+			     size_t len)
+{
+	size_t p = json_skip_ws(text, len, 0);
+	json_t *key, *v;
+	int err = 0;
+
+	if (p >= len || text[p] != '{')
+		return -EBADMSG;
+	p = json_skip_ws(text, len, p + 1);
+	if (p < len && text[p] == '}')
+		return json_skip_ws(text, len, p + 1) == len ? 0 : -EBADMSG;
+	for (;;) {
+		if (p >= len || text[p] != '"')
+			return -EBADMSG;
+		key = json_load_one(text, len, &p);
+		if (!key || !json_is_string(key) ||
+		    json_object_get(head, json_string_value(key))) {
+			json_decref(key);
+			return -EBADMSG;
+		}
+		p = json_skip_ws(text, len, p);
+		if (p < len && text[p] == ':')
+			p = json_skip_ws(text, len, p + 1);
+		else
+			err = -EBADMSG;
+		v = NULL;
+		if (!err && !strcmp(json_string_value(key), "entries")) {
+			err = entries_from_json(m, text, len, &p);
+			v = err ? NULL : json_true();
+		} else if (!err) {
+			v = json_load_one(text, len, &p);
+			err = v ? 0 : -EBADMSG;
+		}
+		if (!err &&
+		    json_object_set_new(head, json_string_value(key), v))
+			err = -ENOMEM;
+		json_decref(key);
+		if (err)
+			return err;
+		p = json_skip_ws(text, len, p);
+		if (p < len && text[p] == ',') {
+			p = json_skip_ws(text, len, p + 1);
+			continue;
+		}
+		if (p < len && text[p] == '}')
+			break;
+		return -EBADMSG;
+	}
+	return json_skip_ws(text, len, p + 1) == len ? 0 : -EBADMSG;
+}
+
+/*
+ * Streamed like manifest_to_json: the top-level object is walked here and
+ * each element of "entries" decoded and added by itself, so a snapshot of
+ * 100,000 files never exists as a whole jansson tree. Malformed JSON
+ * anywhere, trailing bytes or a duplicated key is -EBADMSG, as for
+ * json_loadb(JSON_REJECT_DUPLICATES) of the whole.
+ */
 int manifest_from_json(const char *text, size_t len, struct manifest **out)
 {
 	const char *source, *version;
 	struct manifest *m = NULL;
-	json_t *root, *entries;
-	json_error_t jerr;
 	json_int_t format;
-	size_t i;
+	json_t *head;
 	int err;
 
 	*out = NULL;
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
-		return -EBADMSG;
-	err = -EBADMSG;
-	if (!json_is_object(root))
-		goto out_root;
-	if (json_get_int(root, "format", true, &format) || format != 1)
-		goto out_root;
-	if (json_get_str(root, "source", false, &source) ||
-	    json_get_str(root, "version", false, &version))
-		goto out_root;
-	entries = json_object_get(root, "entries");
-	if (!json_is_array(entries))
-		goto out_root;
-
-	err = manifest_new(&m);
-	if (err)
-		goto out_root;
-	for (i = 0; !err && i < json_array_size(entries); i++)
-		err = entry_from_json(m, json_array_get(entries, i));
+	head = json_object();
+	err = head ? manifest_new(&m) : -ENOMEM;
+	if (!err)
+		err = members_from_json(m, head, text, len);
+	if (!err &&
+	    (json_get_int(head, "format", true, &format) || format != 1 ||
+	     json_get_str(head, "source", false, &source) ||
+	     json_get_str(head, "version", false, &version) ||
+	     !json_object_get(head, "entries")))
+		err = -EBADMSG;
 	if (!err)
 		err = manifest_finish(m);
 	if (!err && source) {
@@ -657,12 +842,11 @@ int manifest_from_json(const char *text, size_t len, struct manifest **out)
 		m->version = strdup(version);
 		err = m->version ? 0 : -ENOMEM;
 	}
+	json_decref(head);
 	if (err) {
 		manifest_free(m);
-		goto out_root;
+		return err;
 	}
 	*out = m;
-out_root:
-	json_decref(root);
-	return err;
+	return 0;
 }

@@ -76,6 +76,15 @@ static int open_file(const struct cache *c, const char *hex, const char *suffix,
 	return *out < 0 ? -errno : 0;
 }
 
+/* Is fd still the lock file linked at hex's name? */
+static bool lock_still_linked(const struct cache *c, const char *hex, int fd)
+{
+	char rel[NAME_MAX + 1];
+
+	snprintf(rel, sizeof(rel), "%.2s/%s.lock", hex, hex);
+	return cache_fd_linked_at(cache_area_fd(c, AREA_BLOBS), rel, fd);
+}
+
 int blob_peek_open(const struct cache *c, const char *hex, bool open_files,
 		   struct blob_peek *p)
 {
@@ -111,11 +120,16 @@ int blob_peek_open(const struct cache *c, const char *hex, bool open_files,
 	/* Anything else (none, rejected, data gone): nothing trusted. */
 	if (!open_files)
 		return 0;
-	err = open_file(c, hex, "", O_RDONLY, &p->data_fd);
+	/* In use, like a mount's open: no evictor removes it meanwhile. */
+	err = open_file(c, hex, ".lock", O_RDWR, &p->lock_fd);
+	if (!err)
+		err = cache_blob_inuse_share(p->lock_fd);
+	if (!err && !lock_still_linked(c, hex, p->lock_fd))
+		err = -ENOENT; /* evicted just now */
+	if (!err)
+		err = open_file(c, hex, "", O_RDONLY, &p->data_fd);
 	if (!err)
 		err = open_file(c, hex, ".sums", O_RDWR, &p->sums_fd);
-	if (!err)
-		err = open_file(c, hex, ".lock", O_RDWR, &p->lock_fd);
 	if (err)
 		blob_peek_release(p);
 	return err;

@@ -9,7 +9,8 @@
  * data file there now. A blob without one has nothing complete.
  *
  * No threads, no locks of its own; cross-process safety is the chunk
- * lock bytes of cache.h (cache_chunk_trylock).
+ * lock bytes of cache.h (cache_chunk_trylock), and the in-use lock while
+ * the files are open.
  */
 #ifndef HOLLOWFS_STATE_PEEK_H
 #define HOLLOWFS_STATE_PEEK_H
@@ -32,8 +33,10 @@ struct blob_peek {
  * trusted, 0 with p->sc NULL when the blob has no trusted sidecar
  * (missing, rejected, or its data file missing or short), -EINVAL for a
  * bad hex, or a read error. With open_files, the data (read-only), sums
- * and lock files are opened too (never created): then -ENOENT when one
- * is missing. Release with blob_peek_release.
+ * and lock files are opened too (never created), the lock file first and
+ * under the shared in-use lock (state/cache.h: no evictor removes the
+ * blob while it is held): then -ENOENT when one is missing. Release with
+ * blob_peek_release.
  */
 int blob_peek_open(const struct cache *c, const char *hex, bool open_files,
 		   struct blob_peek *p) __attribute__((warn_unused_result));

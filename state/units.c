@@ -1,8 +1,10 @@
 /* units.c: sizes and bars for people (see state/units.h). */
 #include "state/units.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void units_bytes(uint64_t n, char *buf, size_t len)
@@ -53,4 +55,41 @@ unsigned int units_percent(uint64_t done, uint64_t total)
 	if (!total || done >= total)
 		return 100;
 	return (unsigned int)((long double)done * 100 / total);
+}
+
+/*
+ * Parses a decimal number with an optional K, M, G or T suffix (powers of
+ * 1024, "K", "KB" or "KiB", any case) when sizes is set. 0, -EINVAL or
+ * -ERANGE (above max).
+ */
+int units_parse(const char *s, bool sizes, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned int shift = 0;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -ERANGE;
+	if (sizes && *end) {
+		const char *units = "KMGT", *u = strchr(units, *end & ~0x20);
+
+		if (!u || !*u)
+			return -EINVAL;
+		shift = 10 * (unsigned int)(u - units + 1);
+		end++;
+		if ((*end & ~0x20) == 'I' && (end[1] & ~0x20) == 'B')
+			end += 2;
+		else if ((*end & ~0x20) == 'B')
+			end++;
+	}
+	if (*end)
+		return -EINVAL;
+	if (v > (UINT64_MAX >> shift) || (v << shift) > max)
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
 }

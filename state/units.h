@@ -5,6 +5,7 @@
 #ifndef HOLLOWFS_STATE_UNITS_H
 #define HOLLOWFS_STATE_UNITS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,13 @@ void units_bar(uint64_t done, uint64_t total, unsigned int width, char *buf,
 /* done of total as a whole percentage, rounded down (99 until complete);
  * 100 for total 0. */
 unsigned int units_percent(uint64_t done, uint64_t total);
+
+/*
+ * Parses a decimal number with an optional K, M, G or T suffix (powers of
+ * 1024, "K", "KB" or "KiB", any case) when sizes is set: the options and
+ * the commands take sizes this way. 0, -EINVAL or -ERANGE (above max).
+ */
+int units_parse(const char *s, bool sizes, uint64_t max, uint64_t *out)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -8,6 +8,8 @@
 #                        [--reps N] [--reps-of httpdirfs=1,...]
 #                        [--contenders hollowfs,rclone,...] [--report-only]
 #                        [--s3] [--no-s3]
+#   scripts/bench/run.sh --targets [--quick] [--reps N] [--cases random,...]
+#                        [--profiles loopback,rtt20]
 #
 # --quick: 256 MiB / 128 MiB / 128 MiB / 200 small files, 1 repetition,
 # httpdirfs on loopback only (about 5 minutes); default: 4 GiB / 1 GiB /
@@ -16,6 +18,12 @@
 # 127.0.0.1 with SigV4 checked, one 1 GiB object, 128 MiB with --quick;
 # a few minutes), its section put into the existing BENCHMARKS.md with the
 # other tables kept. --no-s3: leave it out of a full or quick run.
+# --targets: only the cases the prefetcher and cache issues (11, 10) set
+# targets for (scripts/bench/targets.py: random reads vs rclone, small files
+# at 20 ms, sequential vs curl/aria2c and time to first byte, model loads vs
+# a local cold copy, demand latency during prefetch=all, shared caches and
+# cache_max; about 15-25 minutes, 2-5 with --quick), its section put into the
+# existing BENCHMARKS.md with the other tables kept.
 # Data is generated once into $BENCH_DATA (default /var/tmp/hollowfs-bench)
 # and kept for later runs; results per profile land there as JSON, and the
 # report is built from the latest result of each profile.
@@ -30,7 +38,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 CMDLINE="scripts/bench/run.sh $*"
 QUICK="" PROFILES="loopback,rtt20,rate50" REPS="" REPS_OF="" CONTENDERS="" REPORT_ONLY=""
-S3=1 S3_ONLY=""
+S3=1 S3_ONLY="" TARGETS="" CASES=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--quick) QUICK=--quick ;;
@@ -41,6 +49,8 @@ while [[ $# -gt 0 ]]; do
 	--report-only) REPORT_ONLY=1 ;;
 	--s3) S3_ONLY=1 ;;
 	--no-s3) S3="" ;;
+	--targets) TARGETS=1 ;;
+	--cases) CASES=$2; shift ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -54,8 +64,13 @@ HOLLOWFS_BIN=${HOLLOWFS_BIN:-$ROOT/build/hollowfs}
 PY=/usr/bin/python3
 [[ -x $PY ]] || PY=python3
 BENCH="$PY $ROOT/scripts/bench/bench.py --data $DATA --hollowfs $HOLLOWFS_BIN --out $OUT $QUICK"
+TBENCH="$PY $ROOT/scripts/bench/targets.py --data $DATA --hollowfs $HOLLOWFS_BIN --out $OUT $QUICK"
 S3BENCH="$PY $ROOT/scripts/bench/s3bench.py --data $DATA --hollowfs $HOLLOWFS_BIN --out $OUT $QUICK"
 
+if [[ -n $REPORT_ONLY && -n $TARGETS ]]; then
+	$TBENCH report
+	exit 0
+fi
 if [[ -n $REPORT_ONLY ]]; then
 	[[ -n $S3_ONLY ]] || $BENCH report
 	$S3BENCH report
@@ -73,6 +88,10 @@ if [[ -n $S3 || -n $S3_ONLY ]]; then
 	command -v npm >/dev/null || need="$need npm"
 	command -v s3fs >/dev/null || need="$need s3fs"
 	$PY -c 'import boto3' 2>/dev/null || need="$need python3-boto3"
+fi
+if [[ -n $TARGETS ]]; then
+	S3=""
+	$PY -c 'import torch' 2>/dev/null || need="$need python3-torch"
 fi
 [[ -n $S3_ONLY ]] || {
 command -v nginx >/dev/null || need="$need nginx-light"
@@ -99,11 +118,11 @@ fi
 cleanup() {
 	set +e
 	# mounts left under the data dir by an interrupted run
-	grep -o " $DATA/[^ ]*/mnt " /proc/mounts 2>/dev/null | while read -r m; do
+	grep -o " $DATA/[^ ]*/mnt[0-9]* " /proc/mounts 2>/dev/null | while read -r m; do
 		fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
 	# nginx masters and s3rvers we started (pid files under the data dir)
-	for pf in "$DATA"/*/run-*/nginx.pid "$DATA"/*/run-*/s3rver.pid; do
+	for pf in "$DATA"/*/run-*/nginx.pid "$DATA"/*/run-*/nginx-*/nginx.pid "$DATA"/*/run-*/s3rver.pid; do
 		[[ -f $pf ]] && kill "$(cat "$pf")" 2>/dev/null
 	done
 	"$ROOT/scripts/bench/netns.sh" down 2>/dev/null
@@ -129,6 +148,17 @@ if [[ -n $S3_ONLY ]]; then
 	echo "run.sh: wrote the S3 section into $OUT"
 	exit 0
 fi
+if [[ -n $TARGETS ]]; then
+	$TBENCH gen
+	targs=()
+	[[ -z $REPS ]] || targs+=(--reps "$REPS")
+	[[ -z $CASES ]] || targs+=(--cases "$CASES")
+	[[ $PROFILES == loopback,rtt20,rate50 ]] || targs+=(--profiles "$PROFILES")
+	$TBENCH run "${targs[@]}"
+	$TBENCH report
+	echo "run.sh: wrote the targets section into $OUT"
+	exit 0
+fi
 $BENCH gen
 IFS=, read -ra profs <<<"$PROFILES"
 for p in "${profs[@]}"; do
@@ -143,6 +173,8 @@ if [[ -n $S3 ]]; then
 	$S3BENCH run --cmdline "${CMDLINE% }" ${REPS:+--reps $REPS}
 fi
 $BENCH report --cmdline "${CMDLINE% }"
+# bench.py's report writes the whole file: put the targets section back
+$TBENCH report
 # after bench.py's report, which writes the whole file
 [[ -z $S3 ]] || $S3BENCH report
 echo "run.sh: wrote $OUT"

@@ -65,8 +65,17 @@ def allow_file(m, name):
 # ---- a misbehaving server, recovered from --------------------------------
 
 def check_dropped(log):
-    cut = [e for e in log if e["path"] == "/a.bin" and e["bytes"] == 100_000]
-    assert len(cut) == 3, "the drop_after fault was not hit 3 times"
+    mine = [e for e in log if e["path"] == "/a.bin"]
+    seen = repr([(e.get("range"), e["status"], e["bytes"]) for e in mine])
+    cut = [e for e in mine if e["bytes"] == 100_000]
+    # Three requests were armed; one of them may be the 100-byte tail
+    # chunk, which a cut after 100,000 bytes cannot reach.
+    assert len(cut) >= 2, "the drop_after fault was not hit: " + seen
+    # Each cut run was asked again from where it stopped.
+    for e in cut:
+        start = int(e["range"].split("=")[1].split("-")[0])
+        assert any(x.get("range", "").startswith(
+            f"bytes={start + 100_000}-") for x in mine), seen
 
 
 def check_status(status):

@@ -639,7 +639,10 @@ def test_one_stalled_transfer_does_not_hold_up_the_others(fetchdrv, srv,
               and range_asked(e) != range_asked(stalled[0])]
     assert len(others) == 5
     assert all(e["t"] < stalled[0]["t"] - 1.0 for e in others)
-    assert len({e["client_port"] for e in gets(log)}) >= 6
+    # In parallel: the other runs wait up to 0.3 s for the first answer
+    # (does the server honour Range?), then one of them may reuse the
+    # connection of another that finished.
+    assert len({e["client_port"] for e in gets(log)}) >= 5
 
 
 def test_one_stalled_transfer_fails_alone(fetchdrv, srv, tmp_path):

@@ -39,8 +39,15 @@ int __wrap_fallocate64(int fd, int mode, off_t off, off_t len);
 
 static int fallocate_errno; /* 0: pass through */
 
+static void (*during_fallocate)(void); /* called once, then cleared */
+
 int __wrap_fallocate64(int fd, int mode, off_t off, off_t len)
 {
+	void (*hook)(void) = during_fallocate;
+
+	during_fallocate = NULL;
+	if (hook)
+		hook();
 	if (fallocate_errno) {
 		errno = fallocate_errno;
 		return -1;
@@ -99,6 +106,7 @@ static int fx_setup(void **state)
 	fdatasync_errno = 0;
 	fallocate_errno = 0;
 	during_fdatasync = NULL;
+	during_fallocate = NULL;
 	fdatasync_calls = 0;
 	current = fx;
 	*state = fx;
@@ -198,7 +206,7 @@ static void test_open_new(void **state)
 	char hex[33], path[PATH_MAX];
 	struct stat st;
 
-	cache_identity("hf", "sha256:abc", SIZE, id);
+	blob_identity("hf", "sha256:abc", SIZE, CS, id);
 	cache_identity_hex(id, hex);
 	assert_string_equal(b->hex, hex);
 	assert_memory_equal(b->layout.identity, id, 16);
@@ -712,7 +720,7 @@ static void test_open_errors(void **state)
 			 -EINVAL);
 	assert_null(b);
 	/* The blob's folder cannot be made. */
-	cache_identity("hf", "y", SIZE, id);
+	blob_identity("hf", "y", SIZE, CS, id);
 	cache_identity_hex(id, hex);
 	snprintf(path, sizeof(path), "%s/blobs/%.2s", fx->dir, hex);
 	fd = open(path, O_WRONLY | O_CREAT, 0600);
@@ -746,6 +754,205 @@ static void test_empty_and_large_files(void **state)
 	blob_free(b);
 }
 
+static void test_identity_has_chunk_size(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t a[16], b[16];
+	char hex[33], hex2[33];
+	struct blob *x = NULL, *y = NULL;
+	uint32_t cs = 0;
+
+	/* The default chunk size keeps the old names. */
+	cache_identity("hf", "sha256:abc", SIZE, a);
+	blob_identity("hf", "sha256:abc", SIZE, BLOB_CHUNK_SIZE_DEFAULT, b);
+	assert_memory_equal(a, b, 16);
+	blob_identity("hf", "sha256:abc", SIZE, CS, b);
+	assert_memory_not_equal(a, b, 16);
+	blob_identity_hex("hf", "sha256:abc", SIZE, CS, hex);
+	blob_identity_hex("hf", "sha256:abc", SIZE, 2 * CS, hex2);
+	assert_string_not_equal(hex, hex2);
+	cache_identity_hex(b, hex2);
+	assert_string_equal(hex, hex2);
+
+	/* Two chunk sizes on one cache: two blobs, neither resets the
+	 * other's progress. */
+	assert_int_equal(blob_open(fx->c, "hf", "sha256:abc", SIZE, CS, &x), 0);
+	complete_chunk(x, 2);
+	assert_int_equal(blob_save(x), 0);
+	assert_int_equal(blob_open(fx->c, "hf", "sha256:abc", SIZE, 2 * CS, &y),
+			 0);
+	assert_string_not_equal(x->hex, y->hex);
+	assert_int_equal(chunkmap_done_count(y->map), 0);
+	blob_free(y);
+	blob_free(x);
+	assert_int_equal(count_in_log(fx, "rejected"), 0);
+	x = NULL;
+	assert_int_equal(blob_open(fx->c, "hf", "sha256:abc", SIZE, CS, &x), 0);
+	assert_int_equal(chunkmap_get(x->map, 2), CHUNK_DONE);
+	assert_string_equal(x->hex, hex);
+	blob_free(x);
+
+	/* A tool without the chunk size finds the blob. */
+	assert_int_equal(
+		blob_find(fx->c, "hf", "sha256:abc", SIZE, 0, hex2, &cs), 0);
+	assert_int_equal(cs, CS);
+	assert_string_equal(hex2, hex);
+	assert_int_equal(blob_find(fx->c, "hf", "sha256:abc", SIZE, 2 * CS,
+				   hex2, &cs),
+			 0);
+	assert_int_equal(cs, 2 * CS); /* its blob was made above */
+	assert_int_equal(blob_find(fx->c, "hf", "nothing", SIZE, 0, hex2, &cs),
+			 -ENOENT);
+	assert_int_equal(cs, BLOB_CHUNK_SIZE_DEFAULT);
+}
+
+static struct blob *punch_blob; /* for the crash hooks below */
+
+/* The sidecar on disk: is chunk idx's bit set? */
+static bool disk_bit(struct blob *b, uint64_t idx)
+{
+	struct sidecar *sc = NULL;
+	bool set;
+
+	assert_int_equal(sidecar_load_at(b->files.dir_fd, b->state_name,
+					 &b->layout, &sc),
+			 0);
+	set = sidecar_test(sc, idx);
+	sidecar_free(sc);
+	return set;
+}
+
+/* Are chunk idx's bytes the ones complete_chunk wrote? */
+static bool bytes_intact(struct blob *b, uint64_t idx)
+{
+	static uint8_t buf[CS];
+	uint64_t off, len, i;
+
+	chunkmap_chunk_range(b->map, idx, &off, &len);
+	assert_int_equal(pread_all(b->files.data_fd, buf, len, off), 0);
+	for (i = 0; i < len; i++)
+		if (buf[i] != (uint8_t)(idx + 1))
+			return false;
+	return true;
+}
+
+static bool sums_zero(struct blob *b, uint64_t idx)
+{
+	uint64_t sum = 1;
+
+	assert_int_equal(blob_sums_entry(b, idx, &sum), 0);
+	return sum == 0;
+}
+
+/* A crash at the first sync of the save: the sidecar on disk still
+ * records chunk 3, and its bytes are all there. */
+static bool crash_at_sync_ok;
+static void crash_at_sync(void)
+{
+	crash_at_sync_ok = disk_bit(punch_blob, 3) &&
+			   bytes_intact(punch_blob, 3);
+}
+
+/* A crash right before the hole: the sidecar on disk no longer records
+ * chunks 3 and 10, their sums entries are zero, chunk 4 untouched. */
+static bool crash_at_punch_ok;
+static void crash_at_punch(void)
+{
+	crash_at_punch_ok =
+		!disk_bit(punch_blob, 3) && !disk_bit(punch_blob, 10) &&
+		sums_zero(punch_blob, 3) && sums_zero(punch_blob, 10) &&
+		disk_bit(punch_blob, 4) && !sums_zero(punch_blob, 4);
+}
+
+static void test_punch(void **state)
+{
+	struct fixture *fx = *state;
+	struct blob *b = open_blob(fx, SIZE), *b2 = NULL;
+	const uint64_t idx[] = { 3, 10 }; /* 10: the short last chunk */
+	uint64_t freed = 0, before, i;
+	bool done;
+
+	for (i = 0; i < b->nchunks; i++)
+		complete_chunk(b, i);
+	assert_int_equal(blob_save(b), 0);
+	before = blob_allocated(b);
+	assert_true(before >= SIZE);
+	punch_blob = b;
+	crash_at_sync_ok = crash_at_punch_ok = false;
+	during_fdatasync = crash_at_sync;
+	during_fallocate = crash_at_punch;
+	assert_int_equal(blob_punch(b, idx, 2, &freed), 0);
+	assert_true(crash_at_sync_ok);
+	assert_true(crash_at_punch_ok);
+	printf("punched 2 chunks: freed %llu bytes, allocated %llu -> %llu\n",
+	       (unsigned long long)freed, (unsigned long long)before,
+	       (unsigned long long)blob_allocated(b));
+	assert_true(freed >= CS); /* ext4, tmpfs, xfs all punch */
+	assert_true(blob_allocated(b) <= before - CS);
+	assert_int_equal(chunkmap_get(b->map, 3), CHUNK_MISSING);
+	assert_int_equal(chunkmap_get(b->map, 10), CHUNK_MISSING);
+	assert_int_equal(chunkmap_get(b->map, 4), CHUNK_DONE);
+	assert_false(bytes_intact(b, 3));
+	assert_true(bytes_intact(b, 4));
+	assert_int_equal(blob_probe_chunk(b, 3, &done), 0);
+	assert_false(done);
+	assert_int_equal(blob_probe_chunk(b, 4, &done), 0);
+	assert_true(done);
+	/* Reopened: what the disk says agrees. */
+	assert_int_equal(blob_open(fx->c, "hf", "sha256:abc", SIZE, CS, &b2),
+			 0);
+	assert_int_equal(chunkmap_done_count(b2->map), b->nchunks - 2);
+	assert_int_equal(chunkmap_get(b2->map, 3), CHUNK_MISSING);
+	assert_int_equal(chunkmap_get(b2->map, 10), CHUNK_MISSING);
+	blob_free(b2);
+	/* Bad index: nothing done. */
+	assert_int_equal(blob_punch(b, (const uint64_t[]){ 11 }, 1, &freed),
+			 -EINVAL);
+	blob_free(b);
+	punch_blob = NULL;
+}
+
+static void test_punch_sync_fails_punches_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct blob *b = open_blob(fx, SIZE);
+	const uint64_t idx[] = { 2 };
+	uint64_t freed = 7;
+
+	complete_chunk(b, 2);
+	assert_int_equal(blob_save(b), 0);
+	fdatasync_errno = EIO;
+	assert_int_equal(blob_punch(b, idx, 1, &freed), -EIO);
+	fdatasync_errno = 0;
+	assert_int_equal(freed, 0);
+	/* Not saved, so not punched: the sidecar's bit is over its bytes. */
+	assert_true(disk_bit(b, 2));
+	assert_true(bytes_intact(b, 2));
+	blob_free(b);
+}
+
+static void test_punch_refuses_hard_linked(void **state)
+{
+	struct fixture *fx = *state;
+	struct blob *b = open_blob(fx, SIZE);
+	const uint64_t idx[] = { 1 };
+	char data[PATH_MAX], lpath[PATH_MAX + 8];
+	uint64_t freed;
+
+	complete_chunk(b, 1);
+	assert_int_equal(blob_save(b), 0);
+	assert_int_equal(cache_blob_path(fx->c, b->hex, "", data, sizeof(data)),
+			 0);
+	snprintf(lpath, sizeof(lpath), "%s/export", fx->dir);
+	assert_int_equal(link(data, lpath), 0);
+	assert_int_equal(blob_punch(b, idx, 1, &freed), -EMLINK);
+	assert_int_equal(chunkmap_get(b->map, 1), CHUNK_DONE);
+	assert_true(disk_bit(b, 1));
+	assert_true(bytes_intact(b, 1));
+	assert_false(sums_zero(b, 1));
+	blob_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -770,6 +977,10 @@ int main(void)
 		T(test_probe_chunk),
 		T(test_open_errors),
 		T(test_empty_and_large_files),
+		T(test_identity_has_chunk_size),
+		T(test_punch),
+		T(test_punch_sync_fails_punches_nothing),
+		T(test_punch_refuses_hard_linked),
 #undef T
 	};
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -867,6 +868,147 @@ static void test_two_processes_share_a_blob(void **state)
 	cache_blob_files_close(&f);
 }
 
+/* Opens the lock file of HEX as another process would (its own open
+ * file description, no lock taken). */
+static int raw_lock_fd(struct fixture *fx)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	assert_int_equal(
+		cache_blob_path(fx->c, HEX, ".lock", path, sizeof(path)), 0);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Can another description take the in-use byte shared right now? */
+static bool can_share(int fd)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_RDLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = (off_t)CACHE_INUSE_BYTE;
+	fl.l_len = 1;
+	return !fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+static void test_inuse_lock_between_descriptions(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_blob_files f, g;
+	int ev, other;
+
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &g), 0);
+	/* Two holders: neither can have it alone, nor can an evictor. */
+	assert_int_equal(cache_blob_inuse_upgrade(f.lock_fd), -EAGAIN);
+	ev = raw_lock_fd(fx);
+	assert_int_equal(cache_blob_inuse_upgrade(ev), -EAGAIN);
+	/* The failed upgrade kept f's shared lock. */
+	cache_blob_files_close(&g);
+	assert_int_equal(cache_blob_inuse_upgrade(ev), -EAGAIN);
+	/* Alone now: f upgrades, and then nobody else can share. */
+	assert_int_equal(cache_blob_inuse_upgrade(f.lock_fd), 0);
+	other = raw_lock_fd(fx);
+	assert_false(can_share(other));
+	assert_int_equal(cache_blob_inuse_upgrade(ev), -EAGAIN);
+	assert_int_equal(cache_blob_inuse_downgrade(f.lock_fd), 0);
+	assert_true(can_share(other));
+	close(other);
+	/* The chunk lock bytes are not disturbed by the in-use byte. */
+	assert_int_equal(cache_chunk_trylock(ev, 3), 0);
+	assert_int_equal(cache_chunk_trylock(f.lock_fd, 3), -EAGAIN);
+	/* Closing releases: the evictor gets it. */
+	cache_blob_files_close(&f);
+	assert_int_equal(cache_blob_inuse_upgrade(ev), 0);
+	close(ev);
+}
+
+static void test_blob_open_touches_lock(void **state)
+{
+	struct fixture *fx = *state;
+	struct timespec old[2] = { { 1000, 0 }, { 1000, 0 } };
+	struct cache_blob_files f;
+	char path[PATH_MAX];
+	struct stat st;
+
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	cache_blob_files_close(&f);
+	assert_int_equal(
+		cache_blob_path(fx->c, HEX, ".lock", path, sizeof(path)), 0);
+	assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mtime, 1000);
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_mtime > time(NULL) - 60);
+	assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+	assert_int_equal(cache_blob_touch(f.lock_fd), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_mtime > time(NULL) - 60);
+	cache_blob_files_close(&f);
+}
+
+/*
+ * An evictor holds the in-use byte exclusively and unlinks the blob: an
+ * opener waits, then sees its lock file was unlinked and starts over on
+ * new files, never on the evicted ones.
+ */
+static void test_blob_open_waits_for_evictor(void **state)
+{
+	struct fixture *fx = *state;
+	struct cache_blob_files f;
+	char data[PATH_MAX], sums[PATH_MAX], lock[PATH_MAX];
+	int ev, status;
+	struct stat st;
+	pid_t pid;
+
+	assert_int_equal(cache_blob_open(fx->c, HEX, 10 * CS, CS, &f), 0);
+	assert_int_equal(pwrite_all(f.data_fd, "old", 3, 0), 0);
+	cache_blob_files_close(&f);
+	assert_int_equal(cache_blob_path(fx->c, HEX, "", data, sizeof(data)),
+			 0);
+	assert_int_equal(
+		cache_blob_path(fx->c, HEX, ".sums", sums, sizeof(sums)), 0);
+	assert_int_equal(
+		cache_blob_path(fx->c, HEX, ".lock", lock, sizeof(lock)), 0);
+	ev = raw_lock_fd(fx);
+	assert_int_equal(cache_blob_inuse_upgrade(ev), 0);
+	assert_int_equal(fstat(ev, &st), 0);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		struct cache_blob_files g;
+		struct stat cst;
+		char buf[3];
+
+		/* The evictor's description is the parent's alone. */
+		close(ev);
+		/* Blocks until the evictor is done. */
+		CHILD_CHECK(!cache_blob_open(fx->c, HEX, 10 * CS, CS, &g));
+		CHILD_CHECK(!fstat(g.lock_fd, &cst));
+		/* (Its inode number may be the old one's, reused.) */
+		CHILD_CHECK(cst.st_nlink == 1);
+		CHILD_CHECK(g.data_short);
+		CHILD_CHECK(!pread_all(g.data_fd, buf, 3, 0));
+		CHILD_CHECK(!memcmp(buf, "\0\0\0", 3));
+		cache_blob_files_close(&g);
+		_exit(0);
+	}
+	usleep(200 * 1000); /* the child is waiting on the lock by now */
+	assert_int_equal(unlink(data), 0);
+	assert_int_equal(unlink(sums), 0);
+	assert_int_equal(unlink(lock), 0);
+	close(ev);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_pread_pwrite_all(void **state)
 {
 	struct fixture *fx = *state;
@@ -1442,6 +1584,9 @@ int main(void)
 		TO(test_chunk_check),
 		TO(test_locks_between_descriptions),
 		TO(test_two_processes_share_a_blob),
+		TO(test_inuse_lock_between_descriptions),
+		TO(test_blob_open_touches_lock),
+		TO(test_blob_open_waits_for_evictor),
 		T(test_pread_pwrite_all),
 		T(test_write_file_atomic),
 		TO(test_manifest_save_load),

@@ -1366,6 +1366,79 @@ static void test_open_shares_one_fblob(void **state)
 			 0);
 }
 
+static size_t open_blobs(struct sched *s)
+{
+	struct sched_stats st;
+
+	sched_get_stats(s, &st);
+	return (size_t)st.open_blobs;
+}
+
+/* Idle blobs are closed least recently used first, so a scheduler opens
+ * any number of files one after another within its bound, and a blob
+ * still referenced is never closed. */
+static void test_idle_blobs_closed_within_bound(void **state)
+{
+	struct fixture *fx = *state;
+	struct fblob_target t = fx->t;
+	struct fblob *fb;
+	char etag[32];
+	size_t most = 0;
+	int i;
+
+	fblob_put(fx->fb);
+	sched_free(fx->s);
+	fx->fb = NULL;
+	fx->o.max_open_blobs = 8; /* soft bound 6 */
+	fx->o.save_interval_ms = 20;
+	assert_int_equal(sched_new(&fx->o, fx->cache, NULL, &fx->s), 0);
+	assert_int_equal(sched_open(fx->s, &fx->t, &fx->fb), 0);
+	for (i = 0; i < 100; i++) {
+		snprintf(etag, sizeof(etag), "\"e-%d\"", i);
+		t.content_id = etag;
+		assert_int_equal(sched_open(fx->s, &t, &fb), 0);
+		fblob_put(fb);
+		if (open_blobs(fx->s) > most)
+			most = open_blobs(fx->s);
+	}
+	assert_true(most <= 8);
+	/* The one still referenced survived every round. */
+	assert_int_equal(sched_want(fx->s, fx->fb, 1, 1, SCHED_DEMAND, NULL,
+				    NULL, NULL),
+			 0);
+	sched_save_all(fx->s);
+	assert_true(open_blobs(fx->s) <= 6);
+	/* A blob opened again after being closed is the same file. */
+	t.content_id = "\"e-0\"";
+	assert_int_equal(sched_open(fx->s, &t, &fb), 0);
+	assert_int_equal(fblob_nchunks(fb), fblob_nchunks(fx->fb));
+	fblob_put(fb);
+}
+
+/* A blob idle for idle_close_ms is closed; one in use is not. */
+static void test_idle_blob_closed_after_timeout(void **state)
+{
+	struct fixture *fx = *state;
+	struct fblob_target t = fx->t;
+	struct fblob *fb;
+	int i;
+
+	fblob_put(fx->fb);
+	sched_free(fx->s);
+	fx->fb = NULL;
+	fx->o.idle_close_ms = 50;
+	fx->o.save_interval_ms = 10;
+	assert_int_equal(sched_new(&fx->o, fx->cache, NULL, &fx->s), 0);
+	assert_int_equal(sched_open(fx->s, &fx->t, &fx->fb), 0);
+	t.content_id = "\"other\"";
+	assert_int_equal(sched_open(fx->s, &t, &fb), 0);
+	fblob_put(fb);
+	assert_int_equal(open_blobs(fx->s), 2);
+	for (i = 0; i < 200 && open_blobs(fx->s) > 1; i++)
+		sleep_ms(10);
+	assert_int_equal(open_blobs(fx->s), 1);
+}
+
 /* ---- concurrency ---- */
 
 #define STRESS_CHUNKS 256
@@ -1998,6 +2071,8 @@ int main(void)
 		T(test_chunk_locked_elsewhere_is_deferred),
 		T(test_saved_chunks_are_durable),
 		T(test_last_reference_saves),
+		T(test_idle_blobs_closed_within_bound),
+		T(test_idle_blob_closed_after_timeout),
 		T(test_open_shares_one_fblob),
 		T(test_stress_single_flight),
 		T(test_want_racing_cancel_all_is_never_lost),
