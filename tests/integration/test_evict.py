@@ -38,11 +38,16 @@ SPACE_LINES = (r"(?i)no space|space left|disk.*full|cache.*full|evict|"
                r"uncached|cache_max|free space")
 
 
+RUN_CHUNKS = 4  # the largest job: sched_opts.max_run_chunks
+
+
 def slack(nblobs, nproc=1, limit=LIMIT):
     """One chunk per connection and the metadata; with several processes
     also what each may write unseen by the others between two of its
-    scans of the cache (fetch/evictor.c: every limit / 32 bytes)."""
-    unseen = limit // 32 if nproc > 1 else 0
+    scans of the cache (fetch/evictor.c: every limit / 32 bytes, at least
+    two of its largest jobs)."""
+    every = max(limit // 32, 2 * RUN_CHUNKS * CHUNK)
+    unseen = every if nproc > 1 else 0
     return nproc * (CONNS * CHUNK + unseen) + 1 * MiB + nblobs * 16 * KiB
 
 
