@@ -159,7 +159,9 @@ struct sched {
 	size_t nopen; /* lock: blobs open or being opened or closed */
 	_Atomic uint32_t read_seq; /* reads noted, for last_read */
 	_Atomic uint64_t inflight_bytes; /* of chunks claimed, not written */
-	struct evictor *ev; /* the cache's size limit, or NULL; set once */
+	/* The cache's size limit, or NULL; set once, after the engine
+	 * thread started (sched_set_evictor). */
+	_Atomic(struct evictor *) ev;
 	bool close_requested; /* lock: nopen passed the soft bound */
 	pthread_cond_t closed_cond; /* with lock: an idle blob was closed */
 	struct qent *q[3]; /* per priority, FIFO; lock */
@@ -184,6 +186,11 @@ static void sched_lock(struct sched *s)
 {
 	pthread_mutex_lock(&s->lock);
 	lock_holder = s;
+}
+
+static struct evictor *sched_ev(struct sched *s)
+{
+	return atomic_load(&s->ev);
 }
 
 static void sched_unlock(struct sched *s)
@@ -632,8 +639,8 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	if (err) {
 		open_slot_release(s);
 		/* No room for its files: make some for the next open. */
-		if ((err == -ENOSPC || err == -EDQUOT) && s->ev)
-			evictor_kick(s->ev);
+		if ((err == -ENOSPC || err == -EDQUOT) && sched_ev(s))
+			evictor_kick(sched_ev(s));
 		return err;
 	}
 	fb = calloc(1, sizeof(*fb));
@@ -999,8 +1006,8 @@ void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 	sched_unlock(s);
 	cache_chunk_unlock(job->lock_fd, idx);
 	atomic_fetch_sub(&s->inflight_bytes, chunk_len(fb, idx));
-	if (s->ev)
-		evictor_note_written(s->ev, chunk_len(fb, idx));
+	if (sched_ev(s))
+		evictor_note_written(sched_ev(s), chunk_len(fb, idx));
 	if (complete && !fb->hash) /* else its verdict says it */
 		log_complete(s, fb, NULL);
 	if (verify)
@@ -1059,7 +1066,7 @@ static void nospace_run(struct work *w, bool cancelled)
 	uint64_t i;
 	int res = -ENOSPC;
 
-	if (!cancelled && evictor_run(s->ev) > 0)
+	if (!cancelled && evictor_run(sched_ev(s)) > 0)
 		res = sched_want(s, fb, nw->first, nw->last, nw->prio, NULL,
 				 NULL, NULL);
 	if (res < 0) {
@@ -1084,7 +1091,7 @@ static bool nospace_retry(struct sched *s, struct fblob *fb, uint64_t first,
 	struct nospace_work *nw;
 	uint64_t now = clock_now_ms() + 1, i;
 
-	if (!s->ev || atomic_load(&s->shutdown))
+	if (!sched_ev(s) || atomic_load(&s->shutdown))
 		return false;
 	sched_lock(s);
 	/* One retry at a time per file, and not again at once. */
@@ -1834,8 +1841,9 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 		*next_ms = -1;
 		/* Over the size limit, new chunks wait for the evictor (those
 		 * in flight are the slack). */
-		if (s->ev && evictor_should_wait(
-				     s->ev, atomic_load(&s->inflight_bytes))) {
+		if (sched_ev(s) &&
+		    evictor_should_wait(sched_ev(s),
+					atomic_load(&s->inflight_bytes))) {
 			*next_ms = EVICT_POLL_MS;
 			return 0;
 		}
@@ -2583,10 +2591,10 @@ int sched_new(const struct sched_opts *opts, struct cache *cache,
 
 void sched_set_evictor(struct sched *s, struct evictor *ev)
 {
-	s->ev = ev;
 	if (ev)
 		evictor_set_job_bytes(ev, (uint64_t)s->o.max_run_chunks *
 						  s->o.chunk_size);
+	atomic_store(&s->ev, ev);
 }
 
 int sched_submit_bulk(struct sched *s, struct work *w)
