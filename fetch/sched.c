@@ -2696,6 +2696,7 @@ static uint64_t punch_blob(struct sched *s, struct fblob *fb, uint64_t *idx,
 {
 	uint64_t got = 0, *wanted;
 	size_t i, k = 0, nw = 0;
+	bool kept;
 	int err;
 
 	*freed = 0;
@@ -2729,19 +2730,19 @@ static uint64_t punch_blob(struct sched *s, struct fblob *fb, uint64_t *idx,
 		hlog(err == -EMLINK ? HLOG_DEBUG : HLOG_WARN, HLOG_STATE,
 		     "freeing cached chunks of '%s' failed: %s", fb->name,
 		     strerror(-err));
+	/* Beside an export nothing changed: the chunks are DONE again. Any
+	 * other error may have come after some holes were punched (a failed
+	 * fallocate) or after their sums were cleared (a failed save): they
+	 * are fetched again, never trusted. */
+	kept = err == -EMLINK;
 	sched_lock(s);
 	for (i = 0; i < k; i++) {
-		/* Nothing was punched after a failed save, or beside an
-		 * export: the bytes are still good. */
-		bool kept = err == -EMLINK ||
-			    (err && !*freed && err != -EOPNOTSUPP);
-
 		chunkmap_set(fb->b->map, idx[i],
 			     kept ? CHUNK_DONE : CHUNK_MISSING);
 		if (!kept && wanted_locked(fb, idx[i]))
 			wanted[nw++] = idx[i];
 	}
-	got = err && err != -EOPNOTSUPP ? 0 : k;
+	got = kept ? 0 : k;
 	fb->punching = false;
 	fb->discarding = false;
 	pthread_cond_broadcast(&s->discard_cond);
