@@ -42,10 +42,13 @@ struct evictor {
 	_Atomic bool stuck; /* the last run could not reach the target */
 	_Atomic uint64_t ev_blobs, ev_bytes, p_chunks, p_bytes, runs;
 	_Atomic uint64_t said_ms; /* last info line, ms + 1, or 0 */
+	_Atomic uint64_t wait_since; /* jobs wait since, ms + 1, or 0 */
 };
 
 /* How often a run is due while nothing more can be freed. */
 #define STUCK_RESCAN_MS 1000
+/* The longest new chunks wait for a run at a time. */
+#define WAIT_MAX_MS 1000
 /* Totals are logged at most this often. */
 #define SAY_EVERY_MS 60000
 
@@ -275,10 +278,24 @@ bool evictor_should_wait(struct evictor *ev, uint64_t inflight)
 
 	if (target == UINT64_MAX || atomic_load(&ev->stuck))
 		return false;
+	uint64_t now = clock_now_ms() + 1, since;
+
 	if (atomic_load(&ev->base) + atomic_load(&ev->written) + inflight +
 		    ev->job_bytes <=
-	    target)
+	    target) {
+		atomic_store(&ev->wait_since, 0);
 		return false;
+	}
+	/* Never more than WAIT_MAX_MS at a time: runs that keep freeing
+	 * chunks a reader then needs again must not starve it; one job
+	 * goes, over the limit, and the wait starts over. */
+	since = atomic_load(&ev->wait_since);
+	if (!since) {
+		atomic_store(&ev->wait_since, now);
+	} else if (now - since >= WAIT_MAX_MS) {
+		atomic_store(&ev->wait_since, 0);
+		return false;
+	}
 	evictor_kick(ev);
 	return true;
 }
