@@ -829,6 +829,12 @@ static size_t stream_write(struct xfer *x, const char *p, size_t len)
 				goto fail;
 			XXH3_64bits_update(x->hs, p, n);
 			atomic_fetch_add(&x->e->st_bytes, n);
+			if (x->spos + n < cend)
+				sched_chunk_landed(
+					atomic_load(&x->e->sched), j->fb, idx,
+					(uint32_t)(x->spos + n -
+						   idx * j->chunk_size),
+					&x->e->fire);
 		}
 		x->spos += n;
 		p += n;
@@ -912,6 +918,12 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 		p += n;
 		left -= n;
 		atomic_fetch_add(&x->e->st_bytes, n);
+		if (x->pos < chunk_end)
+			sched_chunk_landed(
+				atomic_load(&x->e->sched), j->fb, x->chunk_idx,
+				(uint32_t)(x->pos -
+					   x->chunk_idx * j->chunk_size),
+				&x->e->fire);
 		if (x->pos == chunk_end) {
 			err = blob_chunk_complete(x);
 			if (err) {

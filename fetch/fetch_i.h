@@ -60,6 +60,15 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 		      struct sched_waiter **fire);
 
+/*
+ * The first bytes of chunk idx of fb, from its start, are written to the
+ * data file (its chunk is INFLIGHT here): parked reads that need no more
+ * of it than that, and whose other chunks are in, are added to *fire.
+ * Engine thread only; lock-free unless such a read waits.
+ */
+void sched_chunk_landed(struct sched *s, struct fblob *fb, uint64_t idx,
+			uint32_t bytes, struct sched_waiter **fire);
+
 /* Calls and frees a list of waiters detached by sched_chunk_done; no
  * lock may be held. Accepts NULL. */
 void sched_waiters_fire(struct sched_waiter *w);

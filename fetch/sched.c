@@ -75,6 +75,7 @@ struct sched_waiter {
 	struct sched_waiter *next; /* in fb->waiters; s->lock */
 	struct fblob *fb;
 	uint64_t first, last;
+	uint64_t off, end; /* the bytes it needs: [off, end) */
 	sched_done_fn done;
 	void *arg;
 	int err;
@@ -131,6 +132,18 @@ struct fblob {
 	/* Per chunk: s->read_seq at its last read (0: never read), for the
 	 * least-recently-read order of punching; relaxed. */
 	_Atomic uint32_t *last_read;
+	/*
+	 * Per chunk not DONE: how many bytes from its start a transfer of
+	 * this process has written (sched_chunk_landed). A parked read is
+	 * answered as soon as its bytes are in, not when its whole chunk
+	 * is. Only grows, written by the engine thread alone, until a punch
+	 * or a discard takes the chunk (they reset it before the chunk
+	 * leaves DONE, under the lock).
+	 */
+	_Atomic uint32_t *landed;
+	/* Per chunk: the least landed a parked read of it waits for,
+	 * UINT32_MAX when none (so the engine takes the lock only then). */
+	_Atomic uint32_t *need;
 	bool punching; /* s->lock: the evictor is punching chunks of it */
 	_Atomic int ranges; /* sched_blob_ranges (fetch/fetch_i.h) */
 	uint64_t nospace_ms; /* s->lock: last ENOSPC retry, ms + 1, or 0 */
@@ -273,9 +286,49 @@ bool fblob_chunks_for(const struct fblob *fb, uint64_t off, uint64_t len,
 	return chunkmap_chunks_for(fb->b->map, off, len, first, last);
 }
 
-bool fblob_servable(const struct fblob *fb, uint64_t first, uint64_t last)
+static uint64_t chunk_len(const struct fblob *fb, uint64_t idx);
+
+/* The bytes of chunk idx, from its start, that a read ending at end
+ * needs. */
+static uint32_t read_need(const struct fblob *fb, uint64_t idx, uint64_t end)
 {
-	return chunkmap_all_done(fb->b->map, first, last) && !fblob_held(fb);
+	uint64_t start = idx * fb->b->layout.chunk_size;
+	uint64_t cend = start + chunk_len(fb, idx);
+
+	return (uint32_t)((end < cend ? end : cend) - start);
+}
+
+/* Whether the bytes a read ending at end needs of chunk idx are in the
+ * data file: the chunk is DONE, or enough of it has landed. Lock-free. */
+static bool chunk_has(const struct fblob *fb, uint64_t idx, uint64_t end)
+{
+	return chunkmap_get(fb->b->map, idx) == CHUNK_DONE ||
+	       atomic_load(&fb->landed[idx]) >= read_need(fb, idx, end);
+}
+
+/* Whether chunks [first, last] have the bytes a read ending at end
+ * needs. */
+static bool read_has(const struct fblob *fb, uint64_t first, uint64_t last,
+		     uint64_t end)
+{
+	uint64_t i;
+
+	for (i = first; i <= last; i++)
+		if (!chunk_has(fb, i, end))
+			return false;
+	return true;
+}
+
+bool fblob_servable(const struct fblob *fb, uint64_t off, uint64_t len)
+{
+	uint64_t first, last;
+
+	if (!fblob_chunks_for(fb, off, len, &first, &last))
+		return false;
+	/* Not all DONE, the file is not complete: it cannot be held. */
+	if (!chunkmap_all_done(fb->b->map, first, last))
+		return read_has(fb, first, last, off + len);
+	return !fblob_held(fb);
 }
 
 /*
@@ -283,12 +336,16 @@ bool fblob_servable(const struct fblob *fb, uint64_t first, uint64_t last)
  * again after counting: a punch that bumped rgen in between is waiting
  * for the old parity, and this reply retries under the new one. Then it
  * checks its chunks are still DONE: one that a punch took (set INFLIGHT
- * before its bump) is not, so no reply ever reads a punched hole.
+ * before its bump, its landed bytes reset before that) is not, so no
+ * reply ever reads a punched hole.
  */
-bool fblob_reply_begin(struct fblob *fb, uint64_t first, uint64_t last,
-		       int *token)
+bool fblob_reply_begin(struct fblob *fb, uint64_t off, uint64_t len, int *token)
 {
+	uint64_t first, last;
 	unsigned int g;
+
+	if (!fblob_chunks_for(fb, off, len, &first, &last))
+		return false;
 
 	for (;;) {
 		g = atomic_load(&fb->rgen);
@@ -299,7 +356,7 @@ bool fblob_reply_begin(struct fblob *fb, uint64_t first, uint64_t last,
 	}
 	*token = (int)(g & 1);
 	if (!atomic_load(&fb->fatal_err) &&
-	    chunkmap_all_done(fb->b->map, first, last))
+	    read_has(fb, first, last, off + len))
 		return true;
 	atomic_fetch_sub(&fb->rcount[g & 1], 1);
 	return false;
@@ -433,6 +490,8 @@ static void fblob_destroy(struct fblob *fb)
 	free(fb->redirect);
 	free(fb->qprio);
 	free(fb->last_read);
+	free(fb->landed);
+	free(fb->need);
 	free(fb->hash_kind);
 	free(fb->hash);
 	free(fb->local_path);
@@ -626,6 +685,7 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	struct fblob *fb, *it;
 	struct blob *b = NULL;
 	bool verify;
+	uint64_t i;
 	int err;
 
 	*out = NULL;
@@ -661,6 +721,10 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 	fb->qprio = malloc(b->nchunks ? b->nchunks : 1);
 	fb->last_read =
 		calloc(b->nchunks ? b->nchunks : 1, sizeof(*fb->last_read));
+	fb->landed = calloc(b->nchunks ? b->nchunks : 1, sizeof(*fb->landed));
+	fb->need = malloc((b->nchunks ? b->nchunks : 1) * sizeof(*fb->need));
+	for (i = 0; fb->need && i < (b->nchunks ? b->nchunks : 1); i++)
+		atomic_init(&fb->need[i], UINT32_MAX);
 	fb->pinned = t->pinned;
 	fb->local_path = t->local_path ? strdup(t->local_path) : NULL;
 	if (t->hash_kind && t->hash && verify_kind_known(t->hash_kind)) {
@@ -674,8 +738,8 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 							   t->hash));
 	}
 	if (!fb->url || !fb->name || !fb->qprio || !fb->last_read ||
-	    (t->auth && !fb->auth) || (t->etag && !fb->etag) ||
-	    (t->local_path && !fb->local_path) ||
+	    !fb->landed || !fb->need || (t->auth && !fb->auth) ||
+	    (t->etag && !fb->etag) || (t->local_path && !fb->local_path) ||
 	    (t->aws_sigv4 && !fb->aws_sigv4) || (t->userpwd && !fb->userpwd) ||
 	    (fb->hash_kind == NULL) != (fb->hash == NULL)) {
 		err = -ENOMEM;
@@ -713,6 +777,8 @@ out_fb:
 		free(fb->etag);
 		free(fb->qprio);
 		free(fb->last_read);
+		free(fb->landed);
+		free(fb->need);
 		free(fb->hash_kind);
 		free(fb->hash);
 		free(fb->local_path);
@@ -776,9 +842,54 @@ static bool want_mark_locked(struct fblob *fb, uint64_t first, uint64_t last,
 	return need;
 }
 
-int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
-	       enum sched_prio prio, sched_done_fn done, void *arg,
-	       struct sched_waiter **wp)
+/*
+ * Lowers the need of chunks [first, last] to what waiter w needs of them,
+ * for those not in yet. Then the engine takes the lock when they land.
+ */
+static void need_lower_locked(struct fblob *fb, const struct sched_waiter *w)
+{
+	uint64_t i;
+
+	assert_locked(fb->s);
+	for (i = w->first; i <= w->last; i++) {
+		uint32_t n = read_need(fb, i, w->end);
+
+		if (chunkmap_get(fb->b->map, i) != CHUNK_DONE &&
+		    n > atomic_load(&fb->landed[i]) &&
+		    n < atomic_load(&fb->need[i]))
+			atomic_store(&fb->need[i], n);
+	}
+}
+
+/* Recomputes the need of chunks [lo, hi] from the waiters left. */
+static void need_update_locked(struct fblob *fb, uint64_t lo, uint64_t hi)
+{
+	const struct sched_waiter *w;
+	uint64_t i;
+
+	assert_locked(fb->s);
+	for (i = lo; i <= hi && i < fb->b->nchunks; i++) {
+		uint32_t m = UINT32_MAX, got = atomic_load(&fb->landed[i]);
+
+		if (chunkmap_get(fb->b->map, i) != CHUNK_DONE) {
+			for (w = fb->waiters; w; w = w->next) {
+				uint32_t n;
+
+				if (i < w->first || i > w->last)
+					continue;
+				n = read_need(fb, i, w->end);
+				if (n > got && n < m)
+					m = n;
+			}
+		}
+		atomic_store(&fb->need[i], m);
+	}
+}
+
+/* sched_want, for the bytes up to end of chunks [first, last]. */
+static int want(struct sched *s, struct fblob *fb, uint64_t first,
+		uint64_t last, uint64_t end, enum sched_prio prio,
+		sched_done_fn done, void *arg, struct sched_waiter **wp)
 {
 	struct sched_waiter *w = NULL;
 	struct qent *q = NULL;
@@ -842,9 +953,21 @@ int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
 		w->fb = fb;
 		w->first = first;
 		w->last = last;
+		w->end = end;
 		w->done = done;
 		w->arg = arg;
 		w->state = W_PENDING;
+		/* The need first, then landed: the engine stores landed,
+		 * then loads the need, so one of us sees the other. */
+		need_lower_locked(fb, w);
+		if (read_has(fb, first, last, end) && !fblob_held(fb)) {
+			sched_unlock(s);
+			free(w);
+			free(q);
+			if (need)
+				engine_kick(s->engine);
+			return 1; /* its bytes are in: no waiter */
+		}
 		w->next = fb->waiters;
 		fb->waiters = w;
 		if (wp)
@@ -855,6 +978,30 @@ int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
 	if (need)
 		engine_kick(s->engine);
 	return 0;
+}
+
+int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
+	       enum sched_prio prio, sched_done_fn done, void *arg,
+	       struct sched_waiter **wp)
+{
+	uint64_t end = (last + 1) * (uint64_t)fb->b->layout.chunk_size;
+
+	if (end > fb->b->layout.file_size)
+		end = fb->b->layout.file_size;
+	return want(s, fb, first, last, end, prio, done, arg, wp);
+}
+
+int sched_want_read(struct sched *s, struct fblob *fb, uint64_t off,
+		    uint64_t len, enum sched_prio prio, sched_done_fn done,
+		    void *arg, struct sched_waiter **wp)
+{
+	uint64_t first, last;
+
+	if (wp)
+		*wp = NULL;
+	if (!fblob_chunks_for(fb, off, len, &first, &last))
+		return -EINVAL;
+	return want(s, fb, first, last, off + len, prio, done, arg, wp);
 }
 
 int sched_cancel(struct sched *s, struct sched_waiter *w)
@@ -880,9 +1027,9 @@ int sched_cancel(struct sched *s, struct sched_waiter *w)
 }
 
 /*
- * Detaches the waiters that are now satisfied (all chunks DONE) or that
- * need a FAILED chunk (they get err) onto *fire. Called after a change
- * to chunks [lo, hi].
+ * Detaches the waiters that are now satisfied (every chunk DONE or with
+ * the bytes they need landed) or that need a FAILED chunk (they get err)
+ * onto *fire. Called after a change to chunks [lo, hi].
  */
 static void waiters_collect_locked(struct fblob *fb, uint64_t lo, uint64_t hi,
 				   int err, struct sched_waiter **fire)
@@ -908,7 +1055,9 @@ static void waiters_collect_locked(struct fblob *fb, uint64_t lo, uint64_t hi,
 					werr = err ? err : -EIO;
 					break;
 				}
-				if (st != CHUNK_DONE)
+				if (st != CHUNK_DONE &&
+				    atomic_load(&fb->landed[i]) <
+					    read_need(fb, i, w->end))
 					ready = false;
 			}
 			if (werr)
@@ -926,6 +1075,7 @@ static void waiters_collect_locked(struct fblob *fb, uint64_t lo, uint64_t hi,
 		w->next = *fire;
 		*fire = w;
 	}
+	need_update_locked(fb, lo, hi);
 }
 
 static void waiters_fire(struct sched_waiter *w)
@@ -1013,6 +1163,19 @@ void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 	if (verify)
 		verify_submit(s, fb); /* queues only: never runs it here */
 	waiters_fire(mine);
+}
+
+void sched_chunk_landed(struct sched *s, struct fblob *fb, uint64_t idx,
+			uint32_t bytes, struct sched_waiter **fire)
+{
+	if (bytes <= atomic_load(&fb->landed[idx]))
+		return;
+	atomic_store(&fb->landed[idx], bytes);
+	if (bytes < atomic_load(&fb->need[idx]))
+		return; /* nobody waits for these bytes */
+	sched_lock(s);
+	waiters_collect_locked(fb, idx, idx, 0, fire);
+	sched_unlock(s);
 }
 
 static void job_release(struct fetch_job *job)
@@ -2133,6 +2296,10 @@ static void discard(struct sched *s, struct fblob *fb)
 	uint64_t i;
 	int err;
 
+	sched_lock(s);
+	for (i = 0; i < fb->b->nchunks; i++)
+		atomic_store(&fb->landed[i], 0);
+	sched_unlock(s);
 	replies_drain(fb, 5000);
 	sched_lock(s);
 	fb->discarding = true;
@@ -2720,6 +2887,9 @@ static uint64_t punch_blob(struct sched *s, struct fblob *fb, uint64_t *idx,
 		if (chunkmap_get(fb->b->map, idx[i]) != CHUNK_DONE ||
 		    wanted_locked(fb, idx[i]))
 			continue;
+		/* Its bytes are no longer in, before it is not DONE: a
+		 * reply that sees it not DONE sees that too. */
+		atomic_store(&fb->landed[idx[i]], 0);
 		chunkmap_set(fb->b->map, idx[i], CHUNK_INFLIGHT);
 		idx[k++] = idx[i];
 	}

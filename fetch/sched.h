@@ -164,22 +164,23 @@ bool fblob_chunks_for(const struct fblob *fb, uint64_t off, uint64_t len,
 /* True when every chunk of [first, last] is DONE. */
 bool fblob_all_done(const struct fblob *fb, uint64_t first, uint64_t last);
 /*
- * True when a read of chunks [first, last] may be answered from the cache
- * now: they are DONE, and the file is not complete-and-awaiting its
- * verdict (reads of it are held until the hash says it is good; the
- * sched_want of such a read registers its waiter and fires it with the
- * verdict).
+ * True when a read of [off, off + len) may be answered from the cache
+ * now: its bytes are in the data file (their chunks are DONE, or the
+ * transfer filling a chunk has written them already), and the file is
+ * not complete-and-awaiting its verdict (reads of it are held until the
+ * hash says it is good; the sched_want of such a read registers its
+ * waiter and fires it with the verdict).
  */
-bool fblob_servable(const struct fblob *fb, uint64_t first, uint64_t last);
+bool fblob_servable(const struct fblob *fb, uint64_t off, uint64_t len);
 /*
- * Brackets a reply of chunks [first, last] spliced from the data file:
- * begin returns false when the blob has failed or one of the chunks is
- * no longer DONE (the evictor took it back: fetch the bytes again, or
- * read them uncached), else true with a token for end. A discard or a
- * punch waits for every reply begun before it to end before it punches
- * bytes out, so no reply reads a hole.
+ * Brackets a reply of [off, off + len) spliced from the data file: begin
+ * returns false when the blob has failed or the bytes are no longer in
+ * (the evictor took a chunk back: fetch the bytes again, or read them
+ * uncached), else true with a token for end. A discard or a punch waits
+ * for every reply begun before it to end before it punches bytes out, so
+ * no reply reads a hole.
  */
-bool fblob_reply_begin(struct fblob *fb, uint64_t first, uint64_t last,
+bool fblob_reply_begin(struct fblob *fb, uint64_t off, uint64_t len,
 		       int *token);
 void fblob_reply_end(struct fblob *fb, int token);
 
@@ -218,6 +219,16 @@ typedef void (*sched_done_fn)(void *arg, int err);
 int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
 	       enum sched_prio prio, sched_done_fn done, void *arg,
 	       struct sched_waiter **wp) __attribute__((warn_unused_result));
+/*
+ * sched_want of the chunks of a read of [off, off + len), whose done
+ * fires as soon as those bytes are in the data file: a transfer writing
+ * a chunk answers the reads of its first bytes before its last byte
+ * lands (it returns 1 when they are in already).
+ */
+int sched_want_read(struct sched *s, struct fblob *fb, uint64_t off,
+		    uint64_t len, enum sched_prio prio, sched_done_fn done,
+		    void *arg, struct sched_waiter **wp)
+	__attribute__((warn_unused_result));
 
 /*
  * Unregisters a waiter before it fired: returns 0 and done will never be

@@ -49,6 +49,7 @@
 #include "fetch/source.h"
 #include "fs/fill.h"
 #include "fs/fs_i.h"
+#include "fs/shards.h"
 #include "fs/stats.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
@@ -447,6 +448,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fs_open_add(fs, &fh->link);
 	if (fb)
 		fill_opened(fs->fill, idx);
+	shards_on_open(fs, idx); /* sharded models: the next headers */
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		/* The open was interrupted: no release will come. */
 		fs_open_del(fs, &fh->link);
@@ -494,7 +496,7 @@ static void reply_from_blob(fuse_req_t req, struct fs *fs, struct fblob *fb,
 	 * bytes are read again, uncached (rare: the least recently read
 	 * chunks go first). */
 	if (!fblob_chunks_for(fb, off, len, &first, &last) ||
-	    !fblob_reply_begin(fb, first, last, &token)) {
+	    !fblob_reply_begin(fb, off, len, &token)) {
 		if (fblob_error(fb))
 			fuse_reply_err(req, EIO);
 		else
@@ -691,8 +693,8 @@ static void park_read(fuse_req_t req, struct fs *fs, struct fhandle *fh,
 	pr->len = len;
 	pr->state = PR_SETUP;
 
-	res = sched_want(fs->sched, pr->fb, first, last, SCHED_DEMAND,
-			 on_chunks_done, pr, &pr->waiter);
+	res = sched_want_read(fs->sched, pr->fb, off, len, SCHED_DEMAND,
+			      on_chunks_done, pr, &pr->waiter);
 	if (res == 1) {
 		/* Completed meanwhile: done will not be called. */
 		pr_reply(pr, PR_DONE, 0);
@@ -775,7 +777,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	nra = prefetch_plan_file(&fh->ra, pf, &ra_opts, uoff, len, first, last,
 				 fblob_nchunks(fb), ra);
 	atomic_fetch_add(&fs->st_reads, 1);
-	if (fblob_servable(fb, first, last)) {
+	if (fblob_servable(fb, uoff, len)) {
 		atomic_fetch_add(&fs->st_bytes_from_cache, len);
 		reply_from_blob(req, fs, fb, idx, uoff, len);
 	} else {

@@ -11,12 +11,13 @@ cd "$(dirname "$0")/.."
 # below): the S3 client and server of tests/integration/test_s3.py.
 # python3-xxhash: the tests' own check of every cached chunk
 # (tests/integration/cachecheck.py); e2fsprogs: mkfs.ext4 for the small
-# cache file system of test_evict.py.
+# cache file system of test_evict.py. gdb: the thread stacks of a daemon
+# that does not exit, in the failure message of the integration tests.
 PKGS="meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 libfuse3-dev fuse3 libcurl4-openssl-dev libxxhash-dev libjansson-dev
 libssl-dev libcmocka-dev libxml2-dev python3 python3-pytest nginx-light attr
 ca-certificates git clang-format shellcheck codespell python3-boto3
-python3-xxhash e2fsprogs"
+python3-xxhash e2fsprogs gdb"
 # npm, where the machine has none: Debian 12 brings Node.js 18, older than
 # the 20 the pinned s3rver asks for (the machines here have Node.js 20).
 command -v npm >/dev/null || PKGS="$PKGS nodejs npm"

@@ -199,6 +199,18 @@ def cached_bytes(path):
     return int(getxattr_str(path, "user.hollowfs.cached"))
 
 
+def cached_at_least(path, n, timeout_s=10.0):
+    """user.hollowfs.cached of path once it is n or more, or at
+    timeout_s: a read is answered as soon as its own bytes are in, so the
+    chunk it started may complete a moment after it returned."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = cached_bytes(path)
+        if got >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)
+
+
 def chunks_xattr(path):
     done, total = getxattr_str(path, "user.hollowfs.chunks").split("/")
     return int(done), int(total)
@@ -509,6 +521,45 @@ class MountFailed(AssertionError):
     pass
 
 
+def mount_holders(mnt):
+    """The processes of other mount namespaces that still see mnt (a
+    namespace made while it was mounted keeps a copy of it)."""
+    mine = os.readlink("/proc/self/ns/mnt")
+    seen, out = set(), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ns = os.readlink(f"/proc/{pid}/ns/mnt")
+            if ns == mine or ns in seen:
+                continue
+            with open(f"/proc/{pid}/mountinfo") as f:
+                if f" {mnt} " not in f.read():
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode()[:80]
+        except OSError:
+            continue
+        seen.add(ns)
+        out.append(f"pid {pid} ({cmd}) in {ns}")
+    return "; ".join(out) or "none"
+
+
+def thread_stacks(pid):
+    """Every thread's backtrace of a hung process (gdb), for the failure
+    message; a line saying why not when gdb cannot give them."""
+    if not shutil.which("gdb"):
+        return "(no gdb: no thread stacks)"
+    try:
+        r = subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-nx",
+             "-ex", "set pagination off", "-ex", "thread apply all bt"],
+            capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "(gdb timed out: no thread stacks)"
+    lines = [ln for ln in r.stdout.splitlines()
+             if ln.startswith(("Thread ", "#"))]
+    return "thread stacks:\n" + "\n".join(lines)
+
+
 class Mount:
     """One hollowfs daemon in the foreground, its mountpoint, cache and log.
 
@@ -588,9 +639,12 @@ class Mount:
         check, asserts exit status 0 and a clean log. Returns the seconds
         it took."""
         t0 = time.monotonic()
+        self.umount_said = ""
         if is_mounted(self.mnt):
             r = fusermount_u(self.mnt)
             if r.returncode != 0 and is_mounted(self.mnt):
+                self.umount_said = (f"fusermount3 -u: {r.returncode} "
+                                    f"{r.stderr.decode().strip()}; lazily")
                 fusermount_u(self.mnt, lazy=True)
         rc = self.wait_exit(timeout_s)
         took = time.monotonic() - t0
@@ -607,11 +661,15 @@ class Mount:
         try:
             return self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            stacks = thread_stacks(self.proc.pid)
             self.proc.kill()
             self.proc.wait()
             raise AssertionError(
                 f"hollowfs did not exit within {timeout_s} s of the "
-                f"unmount:\n{self.log_text()}")
+                f"unmount ({getattr(self, 'umount_said', '')}; still "
+                f"mounted: {is_mounted(self.mnt)}; other mount namespaces "
+                f"that hold it: {mount_holders(self.mnt)}):\n"
+                f"{self.log_text()}\n{stacks}")
 
     def signal(self, sig):
         self.proc.send_signal(sig)

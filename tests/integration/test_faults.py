@@ -42,13 +42,19 @@ def read_all(path):
 
 
 def expect_eio_within(path, bound_s, offset=0, length=CHUNK):
-    """Reads path at offset; asserts EIO within bound_s. Returns the
-    elapsed seconds."""
+    """Reads length bytes of path at offset as cat would, asking again
+    after a short read; asserts EIO within bound_s, before all of them
+    came. (Bytes that landed before the fault may come first: a short
+    read, then EIO.) Returns the elapsed seconds."""
     t0 = time.monotonic()
     with pytest.raises(OSError) as ei:
         fd = os.open(path, os.O_RDONLY)
         try:
-            os.pread(fd, length, offset)
+            got = 0
+            while got < length:
+                b = os.pread(fd, length - got, offset + got)
+                assert b, f"{path}: end of file at {offset + got}"
+                got += len(b)
         finally:
             os.close(fd)
     took = time.monotonic() - t0
@@ -112,9 +118,12 @@ def range_length(e):
 
 
 def check_short(log):
-    short = [e for e in log if e["path"] == "/a.bin" and e["status"] == 206
-             and e["bytes"] == range_length(e) - 1000]
-    assert len(short) == 2, "the short fault was not hit twice"
+    # Each armed answer stops 1,000 bytes short, or sooner when the
+    # client had already closed that connection (a slow sanitizer run).
+    mine = [e for e in log if e["path"] == "/a.bin" and e["status"] == 206]
+    short = [e for e in mine if e["bytes"] < range_length(e)]
+    assert len(short) >= 2, "the short fault was not hit twice: " + repr(
+        [(e["range"], e["bytes"]) for e in mine])
 
 
 RECOVERABLE = {

@@ -211,3 +211,35 @@ def test_map_populate_streams(server, mount, tmp_path):
           f"{max(e['bytes'] for e in gets) / MiB:.1f} MiB")
     assert got <= 1.1 * size
     assert max(e["bytes"] for e in gets) > CHUNK
+
+
+# ---- a read is answered once its own bytes are in ---------------------------
+
+def test_read_answered_before_its_chunk_is_complete(server, mount, tmp_path):
+    """At 1 MiB/s a 4 MiB chunk takes 4 s; a read of its first page is
+    answered as soon as those bytes landed, while the rest of the chunk
+    is still coming, and the chunk still completes with the right bytes."""
+    root = tmp_path / "root"
+    root.mkdir()
+    data = random.Random(31).randbytes(2 * CHUNK)
+    (root / "slow.bin").write_bytes(data)
+    srv = server(root, faults={"/slow.bin": {"rate": MiB}})
+    mount.start(srv.url + "/", OPTS + ["kernel_readahead=0"])
+    path = mount.path("slow.bin")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        t0 = time.monotonic()
+        got = os.pread(fd, 4096, 0)
+        took = time.monotonic() - t0
+        cached = int(os.getxattr(path, "user.hollowfs.cached").rstrip(b"\0"))
+        print(f"first page after {took * 1000:.0f} ms; "
+              f"{cached} bytes of the chunk DONE then")
+        assert got == data[:4096]
+        # Not a whole chunk: its transfer alone takes 4 s.
+        assert cached < CHUNK, "the reply waited for the whole chunk"
+        assert took < 3.0, f"first page after {took:.2f} s"
+        # The rest of the chunk, read as it comes, is right too.
+        assert os.pread(fd, CHUNK, 0) == data[:CHUNK]
+    finally:
+        os.close(fd)
+    mount.umount()

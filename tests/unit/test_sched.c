@@ -1907,7 +1907,7 @@ static void test_complete_blob_verified_on_worker(void **state)
 		assert_int_equal(atomic_load(&held.calls), 1);
 		assert_int_equal(atomic_load(&held.err), 0);
 	}
-	assert_true(fblob_servable(fb, 0, NCHUNKS - 1));
+	assert_true(fblob_servable(fb, 0, FSIZE));
 	assert_true(fblob_verified(fb));
 	assert_int_equal(fblob_error(fb), 0);
 	assert_int_equal(atomic_load(&fx_hooks.verified), 1);
@@ -1930,7 +1930,7 @@ static void test_corrupt_blob_failed_on_worker(void **state)
 
 	fb = fetch_hashed(fx, wrong);
 	/* Right after the last chunk: never served, held or failed. */
-	assert_false(fblob_servable(fb, 0, 0));
+	assert_false(fblob_servable(fb, 0, 1));
 	r = sched_want(fx->s, fb, 0, 0, SCHED_DEMAND, cb_done, &held, NULL);
 	assert_true(r == 0 || r == -EBADMSG);
 	settle(fx);
