@@ -9,7 +9,7 @@
  * is no longer ST_QUEUED when it comes out is skipped.
  *
  * The fill thread takes files from the queues while fewer than
- * FILL_MAX_INFLIGHT are in flight, opens each one's fblob (a new
+ * max_inflight are in flight, opens each one's fblob (a new
  * reference) and wants its chunks a slice at a time. The done callback
  * only moves the job to the ready list and wakes the thread, which wants
  * the next slice or finishes the file: drops the reference, records the
@@ -31,10 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "fetch/sched.h"
 #include "fs/fs.h"
 #include "fs/fs_i.h"
+#include "state/fsutil.h"
 #include "state/hlog.h"
 #include "state/manifest.h"
 
@@ -75,6 +77,8 @@ struct fill {
 	const struct manifest *m; /* borrowed, finished */
 	pthread_t thread;
 	bool started, joined; /* fill_start / fill_stop, caller's thread */
+	uint32_t walk_max; /* read-only: the largest walk window, files */
+	int max_inflight; /* read-only: files in flight at once, in all */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* work, a ready job, a callback returned */
@@ -84,6 +88,7 @@ struct fill {
 	uint32_t *posof; /* read-only: entry's index among its siblings */
 	uint32_t *walk_last; /* lock: per folder, the child read last */
 	uint32_t *walk_ahead; /* lock: per folder, furthest child queued */
+	uint32_t *walk_win; /* lock: per folder, the window (0: not grown) */
 	struct fill_job *jobs; /* lock: every file in flight */
 	struct fill_job *ready; /* lock: of them, those whose done fired */
 	int inflight[Q_N]; /* lock */
@@ -120,6 +125,37 @@ static bool ring_pop(struct ring *r, uint64_t *v)
 	return true;
 }
 
+/*
+ * The walk window's ceiling and the files in flight, from the connections
+ * (the walk keeps them all busy) and the descriptor limit (each file in
+ * flight holds an open blob: at most half of the blobs it allows).
+ */
+static void fill_limits(struct fill *f)
+{
+	struct sched_stats st;
+	struct rlimit rl;
+	uint64_t walk, most, budget;
+
+	sched_get_stats(f->fs->sched, &st); /* no blob open yet: cheap */
+	walk = (uint64_t)FILL_WALK_PER_CONN * st.engine.connections;
+	if (walk < FILL_WALK_FILES)
+		walk = FILL_WALK_FILES;
+	if (walk > FILL_WALK_FILES_MAX)
+		walk = FILL_WALK_FILES_MAX;
+	most = walk + FILL_MAX_BACKGROUND;
+	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+		budget = nofile_blob_budget(rl.rlim_cur, st.engine.connections,
+					    0) /
+			 2;
+		if (most > budget)
+			most = budget; /* nofile_blob_budget: at least 16 */
+		if (walk > most)
+			walk = most;
+	}
+	f->walk_max = (uint32_t)walk;
+	f->max_inflight = (int)most;
+}
+
 int fill_new(struct fs *fs, struct fill **out)
 {
 	const struct manifest *m = fs->manifest;
@@ -136,7 +172,9 @@ int fill_new(struct fs *fs, struct fill **out)
 	f->posof = calloc(m->n, sizeof(*f->posof));
 	f->walk_last = malloc(m->n * sizeof(*f->walk_last));
 	f->walk_ahead = malloc(m->n * sizeof(*f->walk_ahead));
-	if (!f->st || !f->posof || !f->walk_last || !f->walk_ahead) {
+	f->walk_win = calloc(m->n, sizeof(*f->walk_win));
+	if (!f->st || !f->posof || !f->walk_last || !f->walk_ahead ||
+	    !f->walk_win) {
 		fill_free(f);
 		return -ENOMEM;
 	}
@@ -148,6 +186,7 @@ int fill_new(struct fs *fs, struct fill **out)
 		for (j = 0; j < e->nchildren && j < POS_NONE; j++)
 			f->posof[e->children[j]] = (uint32_t)j;
 	}
+	fill_limits(f);
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_cond_init(&f->cond, NULL);
 	*out = f;
@@ -359,7 +398,7 @@ static bool take_locked(struct fill *f, uint64_t *idx, int *q)
 {
 	int total = f->inflight[Q_WALK] + f->inflight[Q_BG];
 
-	if (total >= FILL_MAX_INFLIGHT)
+	if (total >= f->max_inflight)
 		return false;
 	while (ring_pop(&f->q[Q_WALK], idx)) {
 		if (f->st[*idx] == ST_QUEUED) {
@@ -473,6 +512,7 @@ int fill_start(struct fill *f)
 	err = pthread_create(&f->thread, NULL, fill_main, f);
 	if (err)
 		return -err;
+	(void)pthread_setname_np(f->thread, "hollowfs-fill"); /* for top */
 	f->started = true;
 	return 0;
 }
@@ -506,6 +546,7 @@ void fill_free(struct fill *f)
 	free(f->posof);
 	free(f->walk_last);
 	free(f->walk_ahead);
+	free(f->walk_win);
 	free(f);
 }
 
@@ -538,7 +579,7 @@ void fill_read(struct fill *f, uint64_t idx)
 {
 	const struct mentry *e, *p;
 	uint64_t bytes = 0;
-	uint32_t pos, last, from, i, nfiles = 0;
+	uint32_t pos, last, from, win, i, nfiles = 0;
 
 	if (!f || idx >= f->m->n)
 		return;
@@ -558,13 +599,23 @@ void fill_read(struct fill *f, uint64_t idx)
 	    prev_file_pos(f, p, pos) != last) {
 		/* Not the next file after the last one read: no walk. */
 		f->walk_ahead[e->parent] = POS_NONE;
+		f->walk_win[e->parent] = 0;
 		pthread_mutex_unlock(&f->lock);
 		return;
 	}
 	from = f->walk_ahead[e->parent];
+	win = f->walk_win[e->parent] ? f->walk_win[e->parent] : FILL_WALK_FILES;
+	if (win > f->walk_max)
+		win = f->walk_max; /* a low descriptor limit */
+	if (from != POS_NONE && from >= pos &&
+	    (f->st[idx] == ST_QUEUED || f->st[idx] == ST_RUNNING)) {
+		/* The reader caught up with the walk: reach further. */
+		win = win * 2 < f->walk_max ? win * 2 : f->walk_max;
+	}
+	f->walk_win[e->parent] = win;
 	from = from == POS_NONE || from < pos ? pos + 1 : from + 1;
-	/* The window: the next FILL_WALK_FILES files after pos, or
-	 * FILL_WALK_BYTES of them, whichever is less. */
+	/* The window: the next win files after pos, or FILL_WALK_BYTES of
+	 * them, whichever is less. */
 	for (i = pos + 1; i < p->nchildren; i++) {
 		uint64_t c = p->children[i];
 		const struct mentry *ce = &f->m->entries[c];
@@ -578,7 +629,7 @@ void fill_read(struct fill *f, uint64_t idx)
 		if (i >= from && queue_file_locked(f, c, Q_WALK))
 			break;
 		f->walk_ahead[e->parent] = i;
-		if (nfiles >= FILL_WALK_FILES)
+		if (nfiles >= win)
 			break;
 	}
 	pthread_mutex_unlock(&f->lock);

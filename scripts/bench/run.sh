@@ -9,7 +9,7 @@
 #                        [--contenders hollowfs,rclone,...] [--report-only]
 #                        [--s3] [--no-s3]
 #   scripts/bench/run.sh --targets [--quick] [--reps N] [--cases random,...]
-#                        [--profiles loopback,rtt20]
+#                        [--profiles loopback,rtt20] [--no-rclone]
 #
 # --quick: 256 MiB / 128 MiB / 128 MiB / 200 small files, 1 repetition,
 # httpdirfs on loopback only (about 5 minutes); default: 4 GiB / 1 GiB /
@@ -23,7 +23,10 @@
 # at 20 ms, sequential vs curl/aria2c and time to first byte, model loads vs
 # a local cold copy, demand latency during prefetch=all, shared caches and
 # cache_max; about 15-25 minutes, 2-5 with --quick), its section put into the
-# existing BENCHMARKS.md with the other tables kept.
+# existing BENCHMARKS.md with the other tables kept. Only the small-files
+# case (about a minute; BENCH_OUT=/tmp/x.md keeps BENCHMARKS.md as it is, but
+# the targets results JSON under BENCH_DATA is replaced by this run's):
+#   scripts/bench/run.sh --targets --cases small --profiles rtt20 --no-rclone
 # Data is generated once into $BENCH_DATA (default /var/tmp/hollowfs-bench)
 # and kept for later runs; results per profile land there as JSON, and the
 # report is built from the latest result of each profile.
@@ -38,7 +41,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 CMDLINE="scripts/bench/run.sh $*"
 QUICK="" PROFILES="loopback,rtt20,rate50" REPS="" REPS_OF="" CONTENDERS="" REPORT_ONLY=""
-S3=1 S3_ONLY="" TARGETS="" CASES=""
+S3=1 S3_ONLY="" TARGETS="" CASES="" NO_RCLONE=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--quick) QUICK=--quick ;;
@@ -51,6 +54,7 @@ while [[ $# -gt 0 ]]; do
 	--no-s3) S3="" ;;
 	--targets) TARGETS=1 ;;
 	--cases) CASES=$2; shift ;;
+	--no-rclone) NO_RCLONE=1 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -153,6 +157,7 @@ if [[ -n $TARGETS ]]; then
 	targs=()
 	[[ -z $REPS ]] || targs+=(--reps "$REPS")
 	[[ -z $CASES ]] || targs+=(--cases "$CASES")
+	[[ -z $NO_RCLONE ]] || targs+=(--no-rclone)
 	[[ $PROFILES == loopback,rtt20,rate50 ]] || targs+=(--profiles "$PROFILES")
 	$TBENCH run "${targs[@]}"
 	$TBENCH report

@@ -14,7 +14,13 @@ Cases (names for --cases):
   random  100 random 1 MiB reads of big.bin: hollowfs (default, and
           -o prefetch=none) vs rclone mount; loopback and 20 ms RTT
   small   every small file (4-64 KiB) read in folder order by one reader at
-          20 ms RTT: hollowfs (prefetch=open default), rclone, local cold copy
+          20 ms RTT: hollowfs (prefetch=open default, and -o connections=32),
+          rclone, local cold copy, and `curl --parallel --parallel-max 16`
+          fetching the same files (the most 16 connections carry: hollowfs
+          makes one GET per file); per hollowfs run the requests per file and
+          how many files the reader waited for (a read taking over half the
+          round trip). Alone: run.sh --targets --cases small --profiles rtt20
+          [--no-rclone] (about a minute without rclone)
   seq     cold sequential read of stream.bin vs `curl -o FILE` (loopback) and
           `aria2c -x8` (20 ms); time to first byte vs one curl range request
   load    model loads: cold mount vs local cold copy vs cp + local load, for
@@ -160,11 +166,13 @@ def op_ttfb(path):
     return {"s": s}
 
 
-def op_small(d):
-    """find | xargs cat: every file under d in sorted (folder) order, one reader."""
+def op_small(d, wait_ms=None):
+    """find | xargs cat: every file under d in sorted (folder) order, one reader.
+    With wait_ms: also how many files took longer than that (open to close)."""
     t = time.monotonic()
-    n = files = 0
+    n = files = waited = 0
     for name in sorted(os.listdir(d)):
+        t1 = time.monotonic()
         with open(os.path.join(d, name), "rb", buffering=0) as f:
             while True:
                 b = f.read(MiB)
@@ -172,7 +180,22 @@ def op_small(d):
                     break
                 n += len(b)
         files += 1
-    return {"s": time.monotonic() - t, "files": files, "bytes": n}
+        if wait_ms is not None and (time.monotonic() - t1) * 1000 > wait_ms:
+            waited += 1
+    return {"s": time.monotonic() - t, "files": files, "bytes": n, "waited": waited}
+
+
+def op_curl_parallel(base, d, names, par):
+    """curl fetching every file of names from base/d, par transfers at once
+    (kept-alive connections): the most par connections carry."""
+    with tempfile.NamedTemporaryFile("w", suffix=".curl") as cfg:
+        for name in names:
+            cfg.write(f'url = "{base}/{d}/{name}"\noutput = "/dev/null"\n')
+        cfg.flush()
+        t = time.monotonic()
+        subprocess.run(["curl", "-sSf", "--noproxy", "*", "--parallel", "--parallel-max",
+                        str(par), "-K", cfg.name], check=True, capture_output=True)
+        return {"s": time.monotonic() - t, "files": len(names)}
 
 
 def op_load(kind, path):
@@ -216,7 +239,7 @@ def op_main(argv):
     elif k == "ttfb":
         r = op_ttfb(argv[1])
     elif k == "small":
-        r = op_small(argv[1])
+        r = op_small(argv[1], float(argv[2]) if len(argv) > 2 else None)
     elif k == "load":
         r = op_load(argv[1], argv[2])
     elif k == "seq":
@@ -410,12 +433,15 @@ class Runner:
         nfiles = len(os.listdir(self.www / "small"))
         nbytes = sum(p.stat().st_size for p in (self.www / "small").iterdir())
         tmo = B.timeout_for(nbytes * 8) + nfiles // 10
-        cols = [("hollowfs", "hollowfs", ())]
+        # a read waited for the network: over half a round trip
+        wait_ms = self.meta.get(self.profile, {}).get("connect_ms", 20) / 2
+        cols = [("hollowfs", "hollowfs", ()),
+                ("hollowfs connections=32", "hollowfs", ("connections=32",))]
         if self.rclone and (rep == 0 or self.a.mode == "quick"):
             cols.append(("rclone", "rclone", ()))  # ~60 s a run at 2,000 files
         for col, who, opts in cols:
             def fn(m):
-                return run_op(["small", d], tmo)
+                return run_op(["small", d, wait_ms], tmo)
             r = self.guard(f"small/{col}", lambda: self.session(who, fn, opts))
             if r:
                 rr, sent, reqs, hwm = r
@@ -423,7 +449,16 @@ class Runner:
                 self.put("small", col, "files_s", rr["files"] / rr["s"])
                 self.put("small", col, "s", rr["s"])
                 self.put("small", col, "amp", sent / nbytes)
+                if who == "hollowfs":
+                    self.put("small", col, "reqs_file", reqs / nfiles)
+                    self.put("small", col, "waited", rr["waited"])
                 self.put("small", col, "rss", hwm)
+        # what 16 connections carry: hollowfs's default, one GET per file
+        names = sorted(os.listdir(self.www / "small"))
+        r = self.guard("small/curl", lambda: op_curl_parallel(self.base, "small", names, 16))
+        if r:
+            self.put("small", "curl --parallel-max 16", "files_s", r["files"] / r["s"])
+            self.put("small", "curl --parallel-max 16", "s", r["s"])
         # local cold copy
         B.drop_caches()
         r = self.guard("small/local", lambda: run_op(["small", self.local / "small"], tmo))
@@ -653,7 +688,7 @@ class Runner:
     # ---- driver
     def run(self):
         a = self.a
-        self.rclone = shutil.which("rclone") is not None
+        self.rclone = shutil.which("rclone") is not None and not a.no_rclone
         self.torch = have_torch()
         self.torch_version = B.sh(f"{sys.executable} -c 'import torch; "
                                   "print(torch.__version__)'") if self.torch else None
@@ -704,6 +739,8 @@ METRICS = {
     "mib_per_read": ("fetched from the server per read", "MiB", "{:.2f}"),
     "reqs": ("requests to the server", "n", "{:.0f}"),
     "files_s": ("files per second", "files/s", "{:.0f}"),
+    "reqs_file": ("requests to the server per file", "n", "{:.3f}"),
+    "waited": ("files the reader waited for (read > ½ RTT)", "n", "{:.0f}"),
     "s": ("time", "s", "{:.2f}"),
     "cp_s": ("  of which cp", "s", "{:.2f}"),
     "mbps": ("throughput", "MB/s", "{:.0f}"),
@@ -729,7 +766,10 @@ CASE_TEXT = {
     "small": ("Small files in folder order, one reader",
               "`sorted(listdir)` then read each file to its end (as `find | xargs cat`), cold. "
               "Target at 20 ms RTT: ≥ 500 files/s. The local cold copy is the served tree "
-              "itself, read after dropping the page cache."),
+              "itself, read after dropping the page cache. `curl --parallel-max 16`: curl "
+              "fetching the same files over 16 kept-alive connections, the most hollowfs's "
+              "default 16 connections can carry (one GET per file, one per round trip per "
+              "connection)."),
     "seq": ("Cold sequential read of stream.bin",
             "`read()` in 1 MiB blocks through a cold mount vs the download tools writing the "
             "file to the same disk. Targets: ≥ 1.0× `curl -o FILE` on loopback, ≥ 1.0× "
@@ -1028,6 +1068,8 @@ def main():
     ap.add_argument("--reps", type=int)
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--profiles", default="loopback,rtt20")
+    ap.add_argument("--no-rclone", action="store_true",
+                    help="leave rclone out (its small-file run takes about a minute)")
     ap.add_argument("--fill-wait", type=float, default=None,
                     help="longest wait for the prefetch=all fill to finish, s")
     ap.add_argument("--hollowfs", default=str(B.ROOT / "build/hollowfs"))

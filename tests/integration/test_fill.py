@@ -244,6 +244,38 @@ def test_folder_walk_is_faster_than_a_round_trip_per_file(server, mount,
     assert took < (n - 1) * rtt / 4, "no faster than a round trip each"
 
 
+def test_folder_walk_reaches_further_when_the_reader_catches_up(
+        server, mount, tmp_path):
+    """The walk starts 32 files ahead of the reader and, once the reader
+    reads a file the walk has not finished, reaches further: 3 files per
+    connection, so that every connection stays busy (with 16 connections,
+    48 files past the last one read are fetched, and no more)."""
+    n, k = 200, 40
+    spec = {f"data/{i:04d}.bin": 4 * KiB + (i * 7919) % (60 * KiB)
+            for i in range(n)}
+    make_tree(tmp_path / "root", spec)
+    # Each GET waits before its first byte: the reader catches up.
+    faults = {f"/{rel}": {"stall": True, "stall_after": 0,
+                          "stall_seconds": 0.05} for rel in spec}
+    srv = server(tmp_path / "root", faults=faults)
+    mount.start(srv.url + "/", ["prefetch=none", "connections=16"])
+    names = sorted(os.listdir(mount.path("data")))
+    for name in names[:k]:
+        with open(mount.path("data/" + name), "rb") as f:
+            f.read()
+    log = settled_log(srv, quiet_s=0.6, timeout_s=30)
+    fetched = sorted({e["path"] for e in log
+                      if e["method"] == "GET" and e["status"] in (200, 206)
+                      and e["path"].startswith("/data/")
+                      and e["path"].endswith(".bin")})
+    print(f"folder walk: {len(fetched)} files fetched after {k} read "
+          f"({len(fetched) - k} ahead)")
+    # The next files in order, no others.
+    assert fetched == ["/data/" + nm for nm in names[:len(fetched)]]
+    assert len(fetched) - k == 48, "the window did not grow to 3 per " \
+        "connection, or grew past it"
+
+
 # ---- demand during a fill, and the rate cap --------------------------------
 
 def test_demand_read_during_saturating_fill(server, mount, tmp_path):
