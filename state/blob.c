@@ -230,15 +230,18 @@ int blob_open(const struct cache *c, const char *kind, const char *content_id,
 	err = chunkmap_new(size, chunk_size, &b->map);
 	if (err)
 		goto out_free;
-	err = cache_blob_open(c, b->hex, size, chunk_size, &b->files);
+	/* Under the setup lock until the state is loaded (cache.h). */
+	err = cache_blob_open_begin(c, b->hex, size, chunk_size, &b->files);
 	if (err)
 		goto out_free;
 	/* The sidecar is bound to this data file (sidecar.h). */
 	b->layout.data_ino = b->files.data_ino;
 	b->layout.data_birth_ns = b->files.data_birth_ns;
 	err = blob_load_state(b);
+	if (!err)
+		err = cache_blob_open_end(&b->files);
 	if (err)
-		goto out_free;
+		goto out_free; /* closing the files releases the lock */
 	*out = b;
 	return 0;
 

@@ -69,9 +69,12 @@ int blob_find(const struct cache *c, const char *kind, const char *content_id,
  * map, sums cleared, the rejected sidecar and the .verified marker
  * removed. So does a data file that was missing or shorter than size
  * (cache_blob_open's data_short) when a sidecar or marker was there: its
- * bytes are gone, never served as zeros. Returns 0; -EINVAL for a bad
- * chunk size; the error of creating or opening the files; or the error of
- * reading the sidecar (-EIO, -EISDIR, ...), in which case nothing is reset.
+ * bytes are gone, never served as zeros. Openers of one blob at once (two
+ * threads, two processes) set it up one at a time (cache.h, the setup
+ * lock), so a blob being made is never taken for one whose bytes were
+ * lost. Returns 0; -EINVAL for a bad chunk size; the error of creating or
+ * opening the files; or the error of reading the sidecar (-EIO, -EISDIR,
+ * ...), in which case nothing is reset.
  */
 int blob_open(const struct cache *c, const char *kind, const char *content_id,
 	      uint64_t size, uint32_t chunk_size, struct blob **out)

@@ -607,15 +607,15 @@ void cache_blob_files_close(struct cache_blob_files *f)
 	f->data_fd = f->sums_fd = f->lock_fd = f->dir_fd = -1;
 }
 
-/* Takes or changes our OFD lock on the in-use byte. */
-static int inuse_lock(int lock_fd, short type, bool wait)
+/* Takes, changes or drops our OFD lock on one reserved byte. */
+static int byte_lock(int lock_fd, uint64_t byte, short type, bool wait)
 {
 	struct flock fl;
 
 	memset(&fl, 0, sizeof(fl)); /* l_pid must be 0 for OFD locks */
 	fl.l_type = type;
 	fl.l_whence = SEEK_SET;
-	fl.l_start = (off_t)CACHE_INUSE_BYTE;
+	fl.l_start = (off_t)byte;
 	fl.l_len = 1;
 	for (;;) {
 		if (!fcntl(lock_fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl))
@@ -626,6 +626,12 @@ static int inuse_lock(int lock_fd, short type, bool wait)
 			return -EAGAIN;
 		return -errno;
 	}
+}
+
+/* Takes or changes our OFD lock on the in-use byte. */
+static int inuse_lock(int lock_fd, short type, bool wait)
+{
+	return byte_lock(lock_fd, CACHE_INUSE_BYTE, type, wait);
 }
 
 int cache_blob_inuse_share(int lock_fd)
@@ -689,8 +695,9 @@ static int lock_file_open(int dirfd, const char *shown, const char *name,
 	return -EAGAIN;
 }
 
-int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
-		    uint32_t chunk_size, struct cache_blob_files *out)
+int cache_blob_open_begin(const struct cache *c, const char *hex,
+			  uint64_t file_size, uint32_t chunk_size,
+			  struct cache_blob_files *out)
 {
 	struct cache_blob_files f = {
 		.data_fd = -1, .sums_fd = -1, .lock_fd = -1, .dir_fd = -1
@@ -725,6 +732,10 @@ int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 	if (err)
 		goto out_close;
 	cache_blob_touch(f.lock_fd);
+	/* Until the caller has read the sidecar: see cache.h. */
+	err = byte_lock(f.lock_fd, CACHE_SETUP_BYTE, F_WRLCK, true);
+	if (err)
+		goto out_close;
 
 	err = open_sized_at(f.dir_fd, shown, hex, file_size, &f.data_fd,
 			    &f.data_short);
@@ -743,7 +754,26 @@ int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 	return 0;
 
 out_close:
-	cache_blob_files_close(&f);
+	cache_blob_files_close(&f); /* releases the locks */
+	return err;
+}
+
+int cache_blob_open_end(struct cache_blob_files *f)
+{
+	return byte_lock(f->lock_fd, CACHE_SETUP_BYTE, F_UNLCK, false);
+}
+
+int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
+		    uint32_t chunk_size, struct cache_blob_files *out)
+{
+	int err;
+
+	err = cache_blob_open_begin(c, hex, file_size, chunk_size, out);
+	if (err)
+		return err;
+	err = cache_blob_open_end(out);
+	if (err)
+		cache_blob_files_close(out);
 	return err;
 }
 

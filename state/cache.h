@@ -7,8 +7,11 @@
  *   CACHE/blobs/ab/abcdef....lock    byte k is OFD-locked while a process
  *                                    fetches chunk k; byte CACHE_INUSE_BYTE
  *                                    shared by every process that has the
- *                                    blob open (below); its mtime is when
- *                                    the blob was last opened
+ *                                    blob open (below); byte
+ *                                    CACHE_SETUP_BYTE held by one opener
+ *                                    at a time while it sets the blob up;
+ *                                    its mtime is when the blob was last
+ *                                    opened
  *   CACHE/snapshots/KEY/VERSION.json manifest of a pinned snapshot
  *   CACHE/refs/KEY/REF               commit a ref last resolved to
  *
@@ -104,8 +107,9 @@ struct cache_blob_files {
 
 /* Opens blobs/ab/ (creating it 0700) and in it opens (creating if needed,
  * 0600, O_CLOEXEC, never through a symbolic link) the three files of a
- * blob, the lock file first, under the shared in-use lock (below), growing data and sums to their size (sparse); never truncates
- * existing bytes of a file of the right size. A longer file is not one of
+ * blob, the lock file first, under the shared in-use lock and then the
+ * setup lock (both below), growing data and sums to their size (sparse);
+ * never truncates existing bytes of a file of the right size. A longer file is not one of
  * ours (the size is part of the name): it is cut to size, with a warning.
  * A file readable by others is made 0600. -EINVAL for a bad chunk size or
  * hex, or a file that is not a regular file; -ENOTDIR when blobs/ab is not
@@ -113,6 +117,15 @@ struct cache_blob_files {
  * left open (all four are -1). */
 int cache_blob_open(const struct cache *c, const char *hex, uint64_t file_size,
 		    uint32_t chunk_size, struct cache_blob_files *out)
+	__attribute__((warn_unused_result));
+/* cache_blob_open in two steps, for blob_open: _begin returns with the
+ * setup lock (below) held, _end releases it (0 or the error of fcntl(2):
+ * then the caller closes the files, which releases it too). */
+int cache_blob_open_begin(const struct cache *c, const char *hex,
+			  uint64_t file_size, uint32_t chunk_size,
+			  struct cache_blob_files *out)
+	__attribute__((warn_unused_result));
+int cache_blob_open_end(struct cache_blob_files *f)
 	__attribute__((warn_unused_result));
 void cache_blob_files_close(struct cache_blob_files *f);
 
@@ -132,6 +145,22 @@ void cache_blob_files_close(struct cache_blob_files *f);
  */
 #define CACHE_INUSE_BYTE (1ull << 62)
 #define CACHE_OPEN_RETRIES 64
+
+/*
+ * The setup lock: byte CACHE_SETUP_BYTE of the lock file, taken
+ * exclusive (waiting) by an opener after the in-use lock and before it
+ * opens the data file, and held until it has read the sidecar (blob_open
+ * through cache_blob_open_begin/_end), so one opener at a time, in any
+ * process, sets a blob up, and data_short means lost bytes or a new
+ * blob, never a blob another opener is making. Without it the opener that
+ * made the data file could read the sidecar only after a second one (which
+ * found the file sized) had fetched chunks and saved it: it took them for
+ * lost bytes, warned, cleared their sums and removed the sidecar (the
+ * fetch scheduler opens a blob twice at once when a reader and the
+ * folder-order walk open one file). Under it only local file calls run,
+ * never network I/O.
+ */
+#define CACHE_SETUP_BYTE (CACHE_INUSE_BYTE + 1)
 
 /* Takes the in-use lock shared on lock_fd, waiting only while an evictor
  * holds it (what cache_blob_open does): 0 or the error of fcntl(2). */
