@@ -63,6 +63,11 @@
  * this share of the cap, far above LOW_SPEED_BPS. */
 #define BG_MIN_SHARE_BPS (256u << 10)
 #define BG_BURST_MS 100 /* the cap's bucket holds this long's bytes */
+/* Background transfers stay paused this long after the last demand
+ * transfer, so that a reader issuing reads one after the other (random
+ * reads, each a short transfer) never shares the link or the disk with
+ * the fill; the fill runs while it pauses. */
+#define BG_QUIET_MS 100
 /* SigV4 for S3 signs the payload: ours is always empty (GET, HEAD). */
 #define AMZ_EMPTY_SHA256         \
 	"x-amz-content-sha256: " \
@@ -192,7 +197,9 @@ struct engine {
 	int64_t bg_tokens; /* engine thread: bytes background may take */
 	uint64_t bg_refill_ms; /* engine thread: bg_tokens' last refill */
 	bool bg_paused_any; /* engine thread: some xfer is bg_paused */
-	bool bg_yield; /* engine thread: a demand transfer runs */
+	bool bg_yield; /* engine thread: a demand transfer runs, or ran
+			* less than BG_QUIET_MS ago */
+	uint64_t demand_ms; /* engine thread: when one last ran, ms + 1 */
 	unsigned int bg_turn; /* engine thread: who is unpaused first */
 
 	/* engine thread only */
@@ -898,12 +905,15 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	if (x->stream)
 		return stream_write(x, p, len);
 	while (left && x->pos < j->end) {
-		uint64_t chunk_end =
-			(x->chunk_idx + 1) * (uint64_t)j->chunk_size;
+		/* The chunk's own end, and where this transfer stops in it
+		 * (before it, for a prefix: a partial job). */
+		uint64_t cend = (x->chunk_idx + 1) * (uint64_t)j->chunk_size;
+		uint64_t chunk_end;
 		size_t n = left;
 
-		if (chunk_end > j->end)
-			chunk_end = j->end;
+		if (cend > j->file_size)
+			cend = j->file_size;
+		chunk_end = cend < j->end ? cend : j->end;
 		if (n > chunk_end - x->pos)
 			n = (size_t)(chunk_end - x->pos);
 		err = pwrite_all(j->data_fd, p, n, x->pos);
@@ -918,13 +928,13 @@ static size_t blob_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 		p += n;
 		left -= n;
 		atomic_fetch_add(&x->e->st_bytes, n);
-		if (x->pos < chunk_end)
+		if (x->pos < cend)
 			sched_chunk_landed(
 				atomic_load(&x->e->sched), j->fb, x->chunk_idx,
 				(uint32_t)(x->pos -
 					   x->chunk_idx * j->chunk_size),
 				&x->e->fire);
-		if (x->pos == chunk_end) {
+		if (x->pos == cend) {
 			err = blob_chunk_complete(x);
 			if (err) {
 				x->err = err;
@@ -1619,10 +1629,12 @@ static int background_count(const struct engine *e)
  * keeps those bytes and hands them over again on unpause; the server
  * stops sending once the socket's window is full), and
  * engine_pace_background unpauses them.
- *  - Demand: while a SCHED_DEMAND transfer runs, every background one is
- *    paused, so a parked read does not share the link with a dozen
- *    background streams (it got a 1/13 share of it at 20 ms RTT before:
- *    0.1-0.36 s per 4 KiB read instead of about 0.05).
+ *  - Demand: while a SCHED_DEMAND transfer runs, and BG_QUIET_MS after,
+ *    every background one is paused, so a parked read does not share the
+ *    link with a dozen background streams (it got a 1/13 share of it at
+ *    20 ms RTT before: 0.1-0.36 s per 4 KiB read instead of about 0.05),
+ *    nor does a reader of one read after the other (at loopback the
+ *    fill of the file being read randomly took half of each read).
  *  - The cap: one token bucket for all background transfers, filled at
  *    the cap and holding BG_BURST_MS of it; a callback takes its bytes,
  *    and pauses its transfer while the bucket is empty. (Tried first:
@@ -1674,10 +1686,19 @@ static void engine_pace_background(struct engine *e, int *next_ms)
 	e->bg_yield = false;
 	for (x = e->active; x; x = x->next) {
 		if (x->kind == XFER_BLOB && x->job.prio == SCHED_DEMAND)
-			e->bg_yield = true;
+			e->demand_ms = now + 1;
 		if (x->bg_paused) {
 			xfer_hold(x, now);
 			n++;
+		}
+	}
+	if (e->demand_ms && now + 1 - e->demand_ms < BG_QUIET_MS) {
+		e->bg_yield = true;
+		if (e->bg_paused_any) {
+			/* Look again when the quiet time is over. */
+			ms = (int)(BG_QUIET_MS - (now + 1 - e->demand_ms)) + 1;
+			if (*next_ms < 0 || ms < *next_ms)
+				*next_ms = ms;
 		}
 	}
 	if (rate && e->bg_refill_ms)
@@ -1689,7 +1710,7 @@ static void engine_pace_background(struct engine *e, int *next_ms)
 	if (e->bg_tokens > burst)
 		e->bg_tokens = burst;
 	if (!e->bg_paused_any || e->bg_yield)
-		return; /* a demand transfer's end wakes the loop */
+		return; /* the quiet time's end wakes the loop */
 	if (rate && e->bg_tokens <= 0) {
 		ms = (int)((uint64_t)-e->bg_tokens * 1000 / rate) + 1;
 		if (*next_ms < 0 || ms < *next_ms)

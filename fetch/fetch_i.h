@@ -20,6 +20,9 @@ struct fetch_job {
 	uint64_t first; /* first chunk */
 	uint64_t count; /* chunks in the run */
 	uint64_t off, end; /* bytes [off, end) of the run */
+	/* end is inside its one chunk: a prefix for the readers of its
+	 * first bytes; the chunk is not completed (sched_job_end) */
+	bool partial;
 	enum sched_prio prio;
 	char *url; /* where to start: the origin URL, or a cached
 				 * redirect target (owned) */

@@ -97,6 +97,7 @@ bool prefetch_plan(struct prefetch_stream *ps, const struct prefetch_opts *o,
 	if (!r) {
 		/* Not a continuation: only the chunks it covers. */
 		r = lru_run(ps);
+		r->start = off;
 		r->next_off = off + len;
 		r->run_bytes = len;
 		r->window = 0;
@@ -128,6 +129,37 @@ bool prefetch_plan(struct prefetch_stream *ps, const struct prefetch_opts *o,
 out:
 	pthread_mutex_unlock(&ps->lock);
 	return want;
+}
+
+/* The longest random read whose end in the next chunk is fetched as a
+ * prefix (prefetch_reaches_into). */
+#define REACH_MAX_BYTES (1024 * 1024)
+
+bool prefetch_reaches_into(struct prefetch_stream *ps, uint64_t off,
+			   uint64_t len, uint64_t chunk_size,
+			   uint64_t last_chunk)
+{
+	bool reach = false;
+	size_t i;
+
+	if (!chunk_size)
+		return false;
+	pthread_mutex_lock(&ps->lock);
+	for (i = 0; i < PREFETCH_STREAMS && !reach; i++) {
+		const struct prefetch_run *r = &ps->runs[i];
+
+		/* Contiguous reads of at most REACH_MAX_BYTES (one random
+		 * read, whatever READs the kernel cut it into) into the
+		 * chunk after the one they began in. A longer run is a
+		 * sequential reader: it gets whole chunks. */
+		reach = r->used && !r->window && r->start <= off &&
+			off + len <= r->next_off &&
+			r->run_bytes == r->next_off - r->start &&
+			r->run_bytes <= REACH_MAX_BYTES &&
+			r->start / chunk_size + 1 == last_chunk;
+	}
+	pthread_mutex_unlock(&ps->lock);
+	return reach;
 }
 
 /* ---- per remote file: the tensor map ---- */

@@ -55,6 +55,7 @@ struct prefetch_opts {
 
 /* One sequential run of reads. */
 struct prefetch_run {
+	uint64_t start; /* where its first read began */
 	uint64_t next_off; /* end of its furthest read */
 	uint64_t run_bytes; /* bytes it has read */
 	uint64_t window; /* readahead bytes, 0: none yet */
@@ -88,6 +89,17 @@ void prefetch_stream_release(struct prefetch_stream *ps);
 bool prefetch_plan(struct prefetch_stream *ps, const struct prefetch_opts *o,
 		   uint64_t off, uint64_t len, uint64_t last_chunk,
 		   uint64_t nchunks, uint64_t *from, uint64_t *to);
+
+/*
+ * Whether the read of [off, off + len) just recorded (prefetch_plan)
+ * only reaches into chunk last_chunk: it belongs to a run of contiguous
+ * reads of at most 1 MiB with no window yet (a random read, which the
+ * kernel may cut into several READs) that began in the chunk before.
+ * Such a read wants only the start of that chunk. Thread-safe.
+ */
+bool prefetch_reaches_into(struct prefetch_stream *ps, uint64_t off,
+			   uint64_t len, uint64_t chunk_size,
+			   uint64_t last_chunk);
 
 /* ---- format-aware planning, per remote file ---- */
 

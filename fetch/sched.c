@@ -68,6 +68,8 @@
 /* A file whose write failed for lack of space again this soon after an
  * eviction is read uncached rather than retried. */
 #define NOSPACE_RETRY_MS 2000
+/* A chunk fetched as a prefix is asked for up to a multiple of this. */
+#define PREFIX_ALIGN (64 * 1024)
 
 enum waiter_state { W_PENDING, W_FIRING, W_CANCELLED };
 
@@ -144,6 +146,12 @@ struct fblob {
 	/* Per chunk: the least landed a parked read of it waits for,
 	 * UINT32_MAX when none (so the engine takes the lock only then). */
 	_Atomic uint32_t *need;
+	/* Per chunk QUEUED or INFLIGHT: 0 when it is wanted whole, else the
+	 * bytes from its start that are all its readers want of it (the
+	 * tail of a random read that reaches into it): it is fetched as a
+	 * prefix (sched_want_read's tail_prefix), not completed; s->lock
+	 * for writes, read lock-free by job_claim. */
+	_Atomic uint32_t *pwant;
 	bool punching; /* s->lock: the evictor is punching chunks of it */
 	_Atomic int ranges; /* sched_blob_ranges (fetch/fetch_i.h) */
 	uint64_t nospace_ms; /* s->lock: last ENOSPC retry, ms + 1, or 0 */
@@ -492,6 +500,7 @@ static void fblob_destroy(struct fblob *fb)
 	free(fb->last_read);
 	free(fb->landed);
 	free(fb->need);
+	free(fb->pwant);
 	free(fb->hash_kind);
 	free(fb->hash);
 	free(fb->local_path);
@@ -723,6 +732,7 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 		calloc(b->nchunks ? b->nchunks : 1, sizeof(*fb->last_read));
 	fb->landed = calloc(b->nchunks ? b->nchunks : 1, sizeof(*fb->landed));
 	fb->need = malloc((b->nchunks ? b->nchunks : 1) * sizeof(*fb->need));
+	fb->pwant = calloc(b->nchunks ? b->nchunks : 1, sizeof(*fb->pwant));
 	for (i = 0; fb->need && i < (b->nchunks ? b->nchunks : 1); i++)
 		atomic_init(&fb->need[i], UINT32_MAX);
 	fb->pinned = t->pinned;
@@ -738,7 +748,7 @@ int sched_open(struct sched *s, const struct fblob_target *t,
 							   t->hash));
 	}
 	if (!fb->url || !fb->name || !fb->qprio || !fb->last_read ||
-	    !fb->landed || !fb->need || (t->auth && !fb->auth) ||
+	    !fb->landed || !fb->need || !fb->pwant || (t->auth && !fb->auth) ||
 	    (t->etag && !fb->etag) || (t->local_path && !fb->local_path) ||
 	    (t->aws_sigv4 && !fb->aws_sigv4) || (t->userpwd && !fb->userpwd) ||
 	    (fb->hash_kind == NULL) != (fb->hash == NULL)) {
@@ -779,6 +789,7 @@ out_fb:
 		free(fb->last_read);
 		free(fb->landed);
 		free(fb->need);
+		free(fb->pwant);
 		free(fb->hash_kind);
 		free(fb->hash);
 		free(fb->local_path);
@@ -816,7 +827,8 @@ static void queue_add_locked(struct sched *s, struct fblob *fb,
  * whether every chunk is DONE.
  */
 static bool want_mark_locked(struct fblob *fb, uint64_t first, uint64_t last,
-			     enum sched_prio prio, bool *all_done)
+			     uint32_t tail, enum sched_prio prio,
+			     bool *all_done)
 {
 	struct chunkmap *map = fb->b->map;
 	bool need = false;
@@ -826,15 +838,24 @@ static bool want_mark_locked(struct fblob *fb, uint64_t first, uint64_t last,
 	*all_done = true;
 	for (i = first; i <= last; i++) {
 		enum chunk_state st = chunkmap_get(map, i);
+		uint32_t pw = i == last ? tail : 0, had;
 
 		if (st == CHUNK_DONE)
 			continue;
 		*all_done = false;
+		had = atomic_load(&fb->pwant[i]);
 		if (st == CHUNK_MISSING || st == CHUNK_FAILED) {
 			chunkmap_set(map, i, CHUNK_QUEUED);
 			fb->qprio[i] = (uint8_t)prio;
+			atomic_store(&fb->pwant[i], pw);
 			need = true;
-		} else if (st == CHUNK_QUEUED && fb->qprio[i] > prio) {
+			continue;
+		}
+		/* Wanted whole now, or a longer prefix: queued as it is, or
+		 * fetched whole after the prefix in flight. */
+		if (!pw || (had && pw > had))
+			atomic_store(&fb->pwant[i], had && pw ? pw : 0);
+		if (st == CHUNK_QUEUED && fb->qprio[i] > prio) {
 			fb->qprio[i] = (uint8_t)prio;
 			need = true;
 		}
@@ -888,8 +909,9 @@ static void need_update_locked(struct fblob *fb, uint64_t lo, uint64_t hi)
 
 /* sched_want, for the bytes up to end of chunks [first, last]. */
 static int want(struct sched *s, struct fblob *fb, uint64_t first,
-		uint64_t last, uint64_t end, enum sched_prio prio,
-		sched_done_fn done, void *arg, struct sched_waiter **wp)
+		uint64_t last, uint64_t end, uint32_t tail,
+		enum sched_prio prio, sched_done_fn done, void *arg,
+		struct sched_waiter **wp)
 {
 	struct sched_waiter *w = NULL;
 	struct qent *q = NULL;
@@ -933,7 +955,7 @@ static int want(struct sched *s, struct fblob *fb, uint64_t first,
 		free(q);
 		return err;
 	}
-	need = want_mark_locked(fb, first, last, prio, &all_done);
+	need = want_mark_locked(fb, first, last, tail, prio, &all_done);
 	if (need && !fb->want_ms) {
 		fb->want_ms = clock_now_ms();
 		fb->want_done = chunkmap_done_bytes(fb->b->map);
@@ -988,20 +1010,23 @@ int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
 
 	if (end > fb->b->layout.file_size)
 		end = fb->b->layout.file_size;
-	return want(s, fb, first, last, end, prio, done, arg, wp);
+	return want(s, fb, first, last, end, 0, prio, done, arg, wp);
 }
 
 int sched_want_read(struct sched *s, struct fblob *fb, uint64_t off,
-		    uint64_t len, enum sched_prio prio, sched_done_fn done,
-		    void *arg, struct sched_waiter **wp)
+		    uint64_t len, bool tail_prefix, enum sched_prio prio,
+		    sched_done_fn done, void *arg, struct sched_waiter **wp)
 {
 	uint64_t first, last;
+	uint32_t tail = 0;
 
 	if (wp)
 		*wp = NULL;
 	if (!fblob_chunks_for(fb, off, len, &first, &last))
 		return -EINVAL;
-	return want(s, fb, first, last, off + len, prio, done, arg, wp);
+	if (tail_prefix)
+		tail = read_need(fb, last, off + len);
+	return want(s, fb, first, last, off + len, tail, prio, done, arg, wp);
 }
 
 int sched_cancel(struct sched *s, struct sched_waiter *w)
@@ -1300,8 +1325,11 @@ void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
 	struct qent *q = NULL;
 	bool requeue = !err && done_upto < end && !atomic_load(&s->shutdown);
 
-	for (i = done_upto; i < end; i++) /* claimed, never written */
-		atomic_fetch_sub(&s->inflight_bytes, chunk_len(fb, i));
+	if (job->partial && done_upto < end)
+		atomic_fetch_sub(&s->inflight_bytes, job->end - job->off);
+	else
+		for (i = done_upto; i < end; i++) /* claimed, never written */
+			atomic_fetch_sub(&s->inflight_bytes, chunk_len(fb, i));
 
 	if ((err == -ENOSPC || err == -EDQUOT) && done_upto < end &&
 	    nospace_retry(s, fb, done_upto, end - 1, job->prio)) {
@@ -1318,7 +1346,14 @@ void sched_job_end(struct sched *s, struct fetch_job *job, uint64_t done_upto,
 	if (err == -ESTALE)
 		sched_fail_blob(s, fb, err);
 	sched_lock(s);
-	if (done_upto < end) {
+	/* A prefix that came: its readers had their bytes as they landed;
+	 * the chunk is not complete. Fetched whole only if wanted so now. */
+	if (requeue && job->partial && done_upto < end &&
+	    atomic_load(&fb->pwant[done_upto]) &&
+	    atomic_load(&fb->need[done_upto]) == UINT32_MAX) {
+		chunkmap_set(fb->b->map, done_upto, CHUNK_MISSING);
+		requeue = false;
+	} else if (done_upto < end) {
 		if (requeue && q) {
 			requeue_locked(s, fb, done_upto, end - 1, job->prio, 0,
 				       q);
@@ -1563,9 +1598,12 @@ static int pick_locked(struct sched *s, bool background, struct fetch_job *job,
 				*dead = q;
 				continue;
 			}
+			/* A chunk wanted as a prefix goes alone. */
 			for (n = 0; i + n <= q->last &&
 				    n < (uint64_t)s->o.max_run_chunks &&
-				    chunkmap_get(map, i + n) == CHUNK_QUEUED;
+				    chunkmap_get(map, i + n) == CHUNK_QUEUED &&
+				    !(n && (atomic_load(&fb->pwant[i + n]) ||
+					    atomic_load(&fb->pwant[i])));
 			     n++)
 				chunkmap_set(map, i + n, CHUNK_INFLIGHT);
 			q->first = i + n;
@@ -1805,6 +1843,7 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 	uint64_t end = job->first + job->count, i;
 	uint64_t stop = end, requeue_from = end, delay_ms = 0;
 	struct qent *q;
+	uint32_t pw;
 
 	job->data_fd = b->files.data_fd;
 	job->sums_fd = b->files.sums_fd;
@@ -1870,6 +1909,26 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 	job->end = (job->first + job->count) * (uint64_t)b->layout.chunk_size;
 	if (job->end > b->layout.file_size)
 		job->end = b->layout.file_size;
+	pw = atomic_load(&fb->pwant[job->first]);
+	/* Only where Range is known to work: a whole-file answer is never
+	 * cut to a prefix. */
+	if (job->count == 1 && pw && sched_blob_ranges(fb) == 1 &&
+	    !fb->local_path) {
+		uint64_t pe = job->off + (pw + PREFIX_ALIGN - 1) /
+						 PREFIX_ALIGN * PREFIX_ALIGN;
+
+		if (pe < job->end) {
+			/* From what landed before (a shorter prefix), if
+			 * anything: the bytes below it are in. */
+			uint64_t got = atomic_load(&fb->landed[job->first]) /
+				       PREFIX_ALIGN * PREFIX_ALIGN;
+
+			if (job->off + got < pe)
+				job->off += got;
+			job->end = pe;
+			job->partial = true;
+		}
+	}
 	job->file_size = b->layout.file_size;
 	job->chunk_size = b->layout.chunk_size;
 	return true;

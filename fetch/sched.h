@@ -223,11 +223,14 @@ int sched_want(struct sched *s, struct fblob *fb, uint64_t first, uint64_t last,
  * sched_want of the chunks of a read of [off, off + len), whose done
  * fires as soon as those bytes are in the data file: a transfer writing
  * a chunk answers the reads of its first bytes before its last byte
- * lands (it returns 1 when they are in already).
+ * lands (it returns 1 when they are in already). With tail_prefix (a
+ * random read that only reaches into its last chunk) it wants only the
+ * first bytes of that chunk: fetched as a prefix, not completed, unless
+ * another reader wants the chunk whole.
  */
 int sched_want_read(struct sched *s, struct fblob *fb, uint64_t off,
-		    uint64_t len, enum sched_prio prio, sched_done_fn done,
-		    void *arg, struct sched_waiter **wp)
+		    uint64_t len, bool tail_prefix, enum sched_prio prio,
+		    sched_done_fn done, void *arg, struct sched_waiter **wp)
 	__attribute__((warn_unused_result));
 
 /*

@@ -672,7 +672,8 @@ static void on_chunks_done(void *arg, int err)
  * on_chunks_done and on_interrupt replies and frees pr.
  */
 static void park_read(fuse_req_t req, struct fs *fs, struct fhandle *fh,
-		      uint64_t off, size_t len, uint64_t first, uint64_t last)
+		      uint64_t off, size_t len, uint64_t first, uint64_t last,
+		      bool random)
 {
 	struct pending_read *pr;
 	enum pr_state st;
@@ -693,7 +694,9 @@ static void park_read(fuse_req_t req, struct fs *fs, struct fhandle *fh,
 	pr->len = len;
 	pr->state = PR_SETUP;
 
-	res = sched_want_read(fs->sched, pr->fb, off, len, SCHED_DEMAND,
+	/* A random read that reaches into a chunk (not the one it began
+	 * in) wants only its start. */
+	res = sched_want_read(fs->sched, pr->fb, off, len, random, SCHED_DEMAND,
 			      on_chunks_done, pr, &pr->waiter);
 	if (res == 1) {
 		/* Completed meanwhile: done will not be called. */
@@ -781,7 +784,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		atomic_fetch_add(&fs->st_bytes_from_cache, len);
 		reply_from_blob(req, fs, fb, idx, uoff, len);
 	} else {
-		park_read(req, fs, fh, uoff, len, first, last);
+		park_read(req, fs, fh, uoff, len, first, last,
+			  nra == 0 && prefetch_reaches_into(&fh->ra, uoff, len,
+							    ra_opts.chunk_size,
+							    last));
 	}
 	/* req and fh may be gone: only fs and fb from here on. The demand
 	 * is queued first; readahead never delays it. */

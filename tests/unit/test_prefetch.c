@@ -460,6 +460,31 @@ static void test_format_falls_back(void **state)
 	prefetch_file_free(pf);
 }
 
+/* A random read reaching into the next chunk, cut into two READs, only
+ * reaches into it; a sequential run or a skip does not. */
+static void test_reaches_into(void **state)
+{
+	struct prefetch_stream *ps = *state;
+	uint64_t from, to, off = 10 * CS - 256 * KIB;
+
+	/* READ 1 ends in the next chunk, READ 2 continues there. */
+	plan(ps, &opts, off, 512 * KIB, &from, &to);
+	assert_true(prefetch_reaches_into(ps, off, 512 * KIB, CS, 10));
+	plan(ps, &opts, off + 512 * KIB, 512 * KIB, &from, &to);
+	assert_true(
+		prefetch_reaches_into(ps, off + 512 * KIB, 512 * KIB, CS, 10));
+	/* Past 1 MiB the run is a sequential reader: whole chunks. */
+	plan(ps, &opts, off + MIB, 512 * KIB, &from, &to);
+	assert_false(prefetch_reaches_into(ps, off + MIB, 512 * KIB, CS, 10));
+	/* A read that starts in its chunk does not reach into it. */
+	plan(ps, &opts, 20 * CS + MIB, MIB, &from, &to);
+	assert_false(prefetch_reaches_into(ps, 20 * CS + MIB, MIB, CS, 20));
+	/* Nor does one two chunks on. */
+	plan(ps, &opts, 30 * CS - 4 * KIB, 4 * KIB, &from, &to);
+	plan(ps, &opts, 31 * CS, 4 * KIB, &from, &to);
+	assert_false(prefetch_reaches_into(ps, 31 * CS, 4 * KIB, CS, 31));
+}
+
 #define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -482,6 +507,7 @@ int main(void)
 		TEST(test_format_header_reads_plan_nothing),
 		TEST(test_format_each_chunk_once),
 		TEST(test_format_falls_back),
+		TEST(test_reaches_into),
 	};
 
 	return cmocka_run_group_tests_name("prefetch", tests, NULL, NULL);
