@@ -520,12 +520,16 @@ static bool stream_idle(const struct xfer *x)
 }
 
 /*
- * True when a transfer of fb's bytes started less than RANGES_PROBE_MS
- * ago and is running (its first answer, which says whether the server
- * honours Range, is near). One that stalls or waits to retry holds up
- * no other request of the file.
+ * True when a transfer of fb's bytes at prio or more urgent started less
+ * than RANGES_PROBE_MS ago and is running (its first answer, which says
+ * whether the server honours Range, is near). One that stalls or waits
+ * to retry holds up no other request of the file, and a background one
+ * no demand: a read right after an open (whose fill has begun) must not
+ * wait a round trip more for it; at worst a server that ignores Range
+ * sends two whole-file answers, and the one behind stops.
  */
-static bool blob_probe_running(const struct engine *e, struct fblob *fb)
+static bool blob_probe_running(const struct engine *e, struct fblob *fb,
+			       enum sched_prio prio)
 {
 	uint64_t now = clock_now_ms();
 	bool young = false, old = false;
@@ -533,10 +537,10 @@ static bool blob_probe_running(const struct engine *e, struct fblob *fb)
 	for (struct xfer *o = e->active; o; o = o->next) {
 		if (o->kind != XFER_BLOB || o->job.fb != fb)
 			continue;
-		if (now - o->good_ms < RANGES_PROBE_MS)
-			young = true;
-		else
+		if (now - o->good_ms >= RANGES_PROBE_MS)
 			old = true;
+		else if (o->job.prio <= prio)
+			young = true;
 	}
 	if (old) /* no answer in time: wait no more for this file */
 		sched_blob_set_ranges(fb, 3);
@@ -1791,7 +1795,7 @@ static void engine_pull_jobs(struct engine *e, int *next_ms)
 		if (o && !stream_add_ride(o, &job, job.first))
 			continue; /* the stream will pass them */
 		if (!sched_blob_ranges(job.fb) &&
-		    blob_probe_running(e, job.fb)) {
+		    blob_probe_running(e, job.fb, job.prio)) {
 			/* Its first answer says whether Range works. */
 			sched_job_defer(s, &job, RANGES_WAIT_MS);
 			continue;
