@@ -1258,6 +1258,13 @@ static void xfer_finish(struct engine *e, struct xfer *x, int err)
 		if (fail_memorable(err))
 			fail_remember(e, &x->job, x->chunk_idx, x->good_ms,
 				      err);
+		/* A prefix that came: its hash state, for the next job of
+		 * the chunk. */
+		if (!err && x->job.partial && x->pos == x->job.end)
+			sched_prefix_keep(s, x->job.fb, x->chunk_idx,
+					  x->pos - x->chunk_idx *
+							   x->job.chunk_size,
+					  x->hs);
 		/* A chunk whose bytes were half written is not done. */
 		sched_job_end(s, &x->job, x->chunk_idx, err);
 		memset(&x->job, 0, sizeof(x->job));
@@ -1607,7 +1614,10 @@ static int blob_xfer_new(struct engine *e, struct fetch_job *job,
 		xfer_free(x);
 		return -ENOMEM;
 	}
-	XXH3_64bits_reset(x->hs);
+	if (job->hs_init) /* after a prefix fetched before */
+		XXH3_copyState(x->hs, job->hs_init);
+	else
+		XXH3_64bits_reset(x->hs);
 	*out = x;
 	return 0;
 }

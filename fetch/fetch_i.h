@@ -23,6 +23,10 @@ struct fetch_job {
 	/* end is inside its one chunk: a prefix for the readers of its
 	 * first bytes; the chunk is not completed (sched_job_end) */
 	bool partial;
+	/* off is inside chunk first, after a prefix fetched before: the
+	 * xxh3 state of the chunk's bytes below off (an XXH3_state_t,
+	 * owned), to go on from; NULL when off starts the chunk */
+	void *hs_init;
 	enum sched_prio prio;
 	char *url; /* where to start: the origin URL, or a cached
 				 * redirect target (owned) */
@@ -62,6 +66,14 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
  */
 void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 		      struct sched_waiter **fire);
+
+/*
+ * A prefix job of chunk idx of fb ended with its len first bytes written
+ * and hashed into st (copied): the next job of the chunk goes on from
+ * there rather than fetching them again. Engine thread.
+ */
+void sched_prefix_keep(struct sched *s, struct fblob *fb, uint64_t idx,
+		       uint64_t len, const void *st);
 
 /*
  * The first bytes of chunk idx of fb, from its start, are written to the

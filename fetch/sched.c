@@ -70,6 +70,8 @@
 #define NOSPACE_RETRY_MS 2000
 /* A chunk fetched as a prefix is asked for up to a multiple of this. */
 #define PREFIX_ALIGN (64 * 1024)
+/* The most prefixes a blob remembers the hash state of. */
+#define PSTATES_MAX 16
 
 enum waiter_state { W_PENDING, W_FIRING, W_CANCELLED };
 
@@ -152,6 +154,13 @@ struct fblob {
 	 * prefix (sched_want_read's tail_prefix), not completed; s->lock
 	 * for writes, read lock-free by job_claim. */
 	_Atomic uint32_t *pwant;
+	/* The xxh3 states of chunk prefixes fetched (sched_prefix_keep),
+	 * up to PSTATES_MAX, the oldest replaced; s->lock. */
+	struct pstate {
+		uint64_t idx, len;
+		XXH3_state_t *st; /* NULL: free slot */
+	} pstates[PSTATES_MAX];
+	unsigned int pstate_next; /* s->lock: the slot to replace next */
 	bool punching; /* s->lock: the evictor is punching chunks of it */
 	_Atomic int ranges; /* sched_blob_ranges (fetch/fetch_i.h) */
 	uint64_t nospace_ms; /* s->lock: last ENOSPC retry, ms + 1, or 0 */
@@ -501,6 +510,8 @@ static void fblob_destroy(struct fblob *fb)
 	free(fb->landed);
 	free(fb->need);
 	free(fb->pwant);
+	for (unsigned int k = 0; k < PSTATES_MAX; k++)
+		XXH3_freeState(fb->pstates[k].st);
 	free(fb->hash_kind);
 	free(fb->hash);
 	free(fb->local_path);
@@ -1166,6 +1177,39 @@ static void log_complete(struct sched *s, struct fblob *fb, const char *kind)
 	     kind ? kind : "");
 }
 
+/* Forgets the prefix state of chunk idx (DONE, or its bytes gone). */
+static void pstate_drop_locked(struct fblob *fb, uint64_t idx)
+{
+	unsigned int k;
+
+	assert_locked(fb->s);
+	for (k = 0; k < PSTATES_MAX; k++) {
+		if (fb->pstates[k].st && fb->pstates[k].idx == idx) {
+			XXH3_freeState(fb->pstates[k].st);
+			fb->pstates[k].st = NULL;
+		}
+	}
+}
+
+void sched_prefix_keep(struct sched *s, struct fblob *fb, uint64_t idx,
+		       uint64_t len, const void *st)
+{
+	XXH3_state_t *copy = XXH3_createState();
+	struct pstate *p;
+
+	if (!copy)
+		return; /* the next job starts the chunk over */
+	XXH3_copyState(copy, st);
+	sched_lock(s);
+	pstate_drop_locked(fb, idx);
+	p = &fb->pstates[fb->pstate_next++ % PSTATES_MAX];
+	XXH3_freeState(p->st);
+	p->idx = idx;
+	p->len = len;
+	p->st = copy;
+	sched_unlock(s);
+}
+
 void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 		      struct sched_waiter **fire)
 {
@@ -1175,6 +1219,7 @@ void sched_chunk_done(struct sched *s, struct fetch_job *job, uint64_t idx,
 
 	sched_lock(s);
 	chunkmap_set(fb->b->map, idx, CHUNK_DONE);
+	pstate_drop_locked(fb, idx);
 	waiters_collect_locked(fb, idx, idx, 0, fire ? fire : &mine);
 	verify = verify_due_locked(fb);
 	complete = chunkmap_done_count(fb->b->map) == fb->b->nchunks;
@@ -1205,6 +1250,7 @@ void sched_chunk_landed(struct sched *s, struct fblob *fb, uint64_t idx,
 
 static void job_release(struct fetch_job *job)
 {
+	XXH3_freeState(job->hs_init);
 	free(job->url);
 	free(job->origin);
 	free(job->auth);
@@ -1836,6 +1882,42 @@ static void stuck_give_up(struct sched *s, const struct fetch_job *job,
  * by another process (deferred). Returns false when the job has nothing
  * left to fetch (it was ended).
  */
+/*
+ * A job whose first chunk had a prefix fetched before (and still in the
+ * data file) goes on from the prefix's end with its hash state, rather
+ * than fetching those bytes again.
+ */
+static void pstate_resume(struct sched *s, struct fetch_job *job)
+{
+	struct fblob *fb = job->fb;
+	XXH3_state_t *st = NULL;
+	uint64_t len = 0;
+	unsigned int k;
+
+	if (fb->local_path)
+		return;
+	sched_lock(s);
+	for (k = 0; k < PSTATES_MAX; k++) {
+		struct pstate *p = &fb->pstates[k];
+
+		if (!p->st || p->idx != job->first ||
+		    p->len > atomic_load(&fb->landed[job->first]) ||
+		    job->off + p->len >= job->end)
+			continue;
+		st = XXH3_createState();
+		if (st) {
+			XXH3_copyState(st, p->st);
+			len = p->len;
+		}
+		break;
+	}
+	sched_unlock(s);
+	if (st) {
+		job->off += len;
+		job->hs_init = st;
+	}
+}
+
 static bool job_claim(struct sched *s, struct fetch_job *job)
 {
 	struct fblob *fb = job->fb;
@@ -1918,17 +2000,11 @@ static bool job_claim(struct sched *s, struct fetch_job *job)
 						 PREFIX_ALIGN * PREFIX_ALIGN;
 
 		if (pe < job->end) {
-			/* From what landed before (a shorter prefix), if
-			 * anything: the bytes below it are in. */
-			uint64_t got = atomic_load(&fb->landed[job->first]) /
-				       PREFIX_ALIGN * PREFIX_ALIGN;
-
-			if (job->off + got < pe)
-				job->off += got;
 			job->end = pe;
 			job->partial = true;
 		}
 	}
+	pstate_resume(s, job);
 	job->file_size = b->layout.file_size;
 	job->chunk_size = b->layout.chunk_size;
 	return true;
@@ -2102,7 +2178,16 @@ int sched_take_job(struct sched *s, bool background, struct fetch_job *job,
 		}
 		/* Counted as cache space from now: the limit holds with what
 		 * is in flight. */
-		atomic_fetch_add(&s->inflight_bytes, job->end - job->off);
+		/* Whole chunks, as sched_chunk_done takes them back, even
+		 * when the job goes on after a prefix; a prefix job its bytes
+		 * (sched_job_end takes them back). */
+		atomic_fetch_add(
+			&s->inflight_bytes,
+			job->end - (job->partial ?
+					    job->off :
+					    job->first *
+						    (uint64_t)fblob_chunk_size(
+							    job->fb)));
 		if (!local)
 			return 1;
 		copy_submit(s, job);

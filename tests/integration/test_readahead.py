@@ -16,8 +16,10 @@ import time
 
 import pytest
 
-from conftest import (MiB, bytes_served, chunks_xattr, file_gets,
-                      served_spans, settled_log, write_random_file)
+from cachecheck import check_cache
+from conftest import (MiB, bytes_served, cached_at_least, chunks_xattr,
+                      file_gets, served_spans, settled_log,
+                      write_random_file)
 
 CHUNK = 4 * MiB  # the default chunk size
 OPTS = ["prefetch=none"]
@@ -249,8 +251,9 @@ def test_random_read_into_the_next_chunk_fetches_only_its_start(
         server, mount, tmp_path):
     """A random 512 KiB read (one READ) that reaches 256 KiB into the next
     chunk gets its own chunk whole and only those 256 KiB of the next one
-    (not 4 MiB); a later read in the middle of that chunk fetches it
-    whole, and every byte is right. (A longer read the kernel splits in
+    (not 4 MiB); a later read in the middle of that chunk fetches the
+    rest of it, not those 256 KiB again, and the chunk's sum (hashed
+    across the two requests) and every byte are right. (A longer read the kernel splits in
     READs that two threads take in the other order may fetch the next
     chunk whole: scripts/bench/targets.py measures the bytes per read.)"""
     root = tmp_path / "root"
@@ -281,9 +284,13 @@ def test_random_read_into_the_next_chunk_fetches_only_its_start(
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         assert os.pread(fd, CHUNK, CHUNK) == data[CHUNK:2 * CHUNK]
         spans = served_spans(file_gets(settled_log(srv), "/r.bin", mark))
-        # Chunk 1 once, whole (and maybe readahead past it).
+        # The rest of chunk 1, once (and maybe readahead past it).
         assert [s for s in spans if s[0] < 2 * CHUNK] == \
-            [(CHUNK, 2 * CHUNK)], spans
+            [(CHUNK + 256 * 1024, 2 * CHUNK)], spans
+        assert cached_at_least(path, 3 * CHUNK) >= 3 * CHUNK
     finally:
         os.close(fd)
     mount.umount()
+    rep = check_cache(mount.cache)
+    print(f"cachecheck: {rep.summary()}")
+    assert rep.ok and rep.bits_checked >= 3, str(rep)
