@@ -641,8 +641,13 @@ def test_one_stalled_transfer_does_not_hold_up_the_others(fetchdrv, srv,
     assert all(e["t"] < stalled[0]["t"] - 1.0 for e in others)
     # In parallel: the other runs wait up to 0.3 s for the first answer
     # (does the server honour Range?), then one of them may reuse the
-    # connection of another that finished.
-    assert len({e["client_port"] for e in gets(log)}) >= 5
+    # connection of another that finished. Under a sanitizer (TSan runs
+    # several times slower) the runs that waited come back one by one and
+    # may each find a connection free: only more than one in use is sure.
+    ports = len({e["client_port"] for e in gets(log)})
+    print(f"{ports} connections for {len(gets(log))} requests")
+    assert ports >= (2 if os.environ.get("HOLLOWFS_SANITIZE", "none")
+                     not in ("", "none") else 5)
 
 
 def test_one_stalled_transfer_fails_alone(fetchdrv, srv, tmp_path):
