@@ -22,6 +22,7 @@
 #include "fs/stats.h"
 #include "state/blob.h"
 #include "state/cache.h"
+#include "state/fsutil.h"
 #include "state/manifest.h"
 
 /* Room for a content identity, as fs/inode.c has. */
@@ -332,21 +333,6 @@ out:
 	return err;
 }
 
-/* Folder name of top as a DIR, never through a link; NULL if it is not
- * one or cannot be opened (the walks skip it). */
-static DIR *subdir_open(DIR *top, const char *name)
-{
-	int fd = openat(dirfd(top), name,
-			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d;
-
-	if (fd < 0)
-		return NULL;
-	d = fdopendir(fd);
-	if (!d)
-		close(fd);
-	return d;
-}
 /* Every KEY/VERSION.json under snapshots/. */
 static int snapshots_walk(struct cmd_files *f, struct cache *c,
 			  const struct cmd_args *a, const char *source,
@@ -371,7 +357,7 @@ static int snapshots_walk(struct cmd_files *f, struct cache *c,
 	while (!err && (kd = readdir(top))) {
 		if (kd->d_name[0] == '.')
 			continue;
-		sub = subdir_open(top, kd->d_name);
+		sub = dir_stream_at(dirfd(top), kd->d_name);
 		if (!sub)
 			continue;
 		while (!err && (vd = readdir(sub))) {
@@ -436,7 +422,7 @@ static int unnamed_walk(struct cmd_files *f, struct cache *c)
 	while (!err && (fd_ent = readdir(top))) {
 		if (strlen(fd_ent->d_name) != 2)
 			continue;
-		sub = subdir_open(top, fd_ent->d_name);
+		sub = dir_stream_at(dirfd(top), fd_ent->d_name);
 		if (!sub)
 			continue;
 		while (!err && (bd = readdir(sub))) {

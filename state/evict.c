@@ -113,20 +113,6 @@ static bool is_fan(const char *name)
 	return strlen(name) == 2 && is_hex(name, 2);
 }
 
-/* Opens a second descriptor of dirfd for readdir (fdopendir owns it). */
-static DIR *dir_reopen(int dirfd)
-{
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d;
-
-	if (fd < 0)
-		return NULL;
-	d = fdopendir(fd);
-	if (!d)
-		close(fd);
-	return d;
-}
-
 /* Lists the regular files of the fan-out folder dirfd (named fan) into
  * l (emptied first). */
 static int fan_list(int dirfd, const char *fan, struct bents *l)
@@ -137,7 +123,7 @@ static int fan_list(int dirfd, const char *fan, struct bents *l)
 	int err = 0;
 
 	l->n = 0;
-	d = dir_reopen(dirfd);
+	d = dir_stream_at(dirfd, ".");
 	if (!d)
 		return -errno;
 	for (;;) {
@@ -213,7 +199,7 @@ static int for_each_fan(const struct cache *c, fan_fn fn, void *arg)
 	DIR *d;
 	int err = 0;
 
-	d = dir_reopen(blobs);
+	d = dir_stream_at(blobs, ".");
 	if (!d)
 		return -errno;
 	for (;;) {
@@ -654,7 +640,7 @@ static int key_files(int dirfd, bool dry_run, struct evict_result *r,
 
 	*out = NULL;
 	*n = 0;
-	d = dir_reopen(dirfd);
+	d = dir_stream_at(dirfd, ".");
 	if (!d)
 		return -errno;
 	for (;;) {
@@ -819,7 +805,7 @@ static int for_each_key(const struct cache *c, enum cache_area area,
 	DIR *d;
 	int err = 0;
 
-	d = dir_reopen(cache_area_fd(c, area));
+	d = dir_stream_at(cache_area_fd(c, area), ".");
 	if (!d)
 		return -errno;
 	for (;;) {

@@ -114,6 +114,22 @@ int dir_open_at(int dirfd, const char *name, mode_t mode, bool create, int *out)
 	return S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
 }
 
+DIR *dir_stream_at(int dirfd, const char *name)
+{
+	DIR *d;
+	int fd, err;
+
+	err = dir_open_at(dirfd, name, 0, false, &fd);
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	d = fdopendir(fd);
+	if (!d)
+		close(fd);
+	return d;
+}
+
 int fsync_parent(const char *path)
 {
 	const char *slash = strrchr(path, '/');

@@ -9,6 +9,7 @@
 #ifndef HOLLOWFS_STATE_FSUTIL_H
 #define HOLLOWFS_STATE_FSUTIL_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,11 @@ int mkdir_parent(const char *path, mode_t mode)
  */
 int dir_open_at(int dirfd, const char *name, mode_t mode, bool create, int *out)
 	__attribute__((warn_unused_result));
+
+/* dir_open_at without create, as a DIR for readdir (it owns the
+ * descriptor); NULL with errno set. name "." gives a second stream of
+ * dirfd itself. */
+DIR *dir_stream_at(int dirfd, const char *name);
 
 /*
  * fsyncs the folder holding path ("." when path has no '/'), so that a
